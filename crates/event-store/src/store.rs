@@ -1,0 +1,99 @@
+//! The event store trait.
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::{
+    AppendRequest, AppendResult, EventStoreError, ExpectedVersion, IdempotencyRecord, NewEvent,
+    RecordedEvent, Result, Snapshot,
+};
+
+/// An append-only store of event streams with a store-wide feed.
+///
+/// Guarantees every backend proves with the [conformance suite](crate::conformance):
+/// - an append is atomic (all its events or none) and checks its [`ExpectedVersion`] atomically;
+///   concurrent appends to one stream have exactly one winner and never leave a version gap;
+/// - an append that repeats an earlier one (the same event ids in the same stream) succeeds without
+///   writing, whatever version it expected;
+/// - every event gets a dense global position; [`read_all`](Self::read_all) returns events in
+///   position order and never skips one that commits later.
+pub trait EventStore: Send + Sync {
+    /// Appends `events` to the stream `aggregate_id` if it is at `expected_version`.
+    ///
+    /// `expected_version` takes an [`ExpectedVersion`], a `u64`, or a signed integer as older
+    /// callers pass it (`0` = new stream).
+    fn append_events<V>(
+        &self,
+        aggregate_id: Uuid,
+        expected_version: V,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendResult>> + Send
+    where
+        V: TryInto<ExpectedVersion> + Send,
+        V::Error: Into<EventStoreError>,
+    {
+        let expected = expected_version.try_into().map_err(Into::into);
+        async move {
+            self.append(AppendRequest {
+                aggregate_id,
+                expected: expected?,
+                events,
+                idempotency: None,
+            })
+            .await
+        }
+    }
+
+    /// Appends as described by `request`, storing its idempotency record in the same transaction.
+    fn append(&self, request: AppendRequest) -> impl Future<Output = Result<AppendResult>> + Send;
+
+    /// Every event of a stream, in version order (empty if the stream does not exist).
+    fn load_events(
+        &self,
+        aggregate_id: Uuid,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
+        self.load_events_from_version(aggregate_id, 1)
+    }
+
+    /// The events of a stream with `version >= from_version`, in version order.
+    fn load_events_from_version(
+        &self,
+        aggregate_id: Uuid,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// The stream's version: its number of events, 0 if it does not exist.
+    fn get_current_version(&self, aggregate_id: Uuid) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Stores a snapshot, replacing an older one of the same stream (a newer one is kept).
+    fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<()>> + Send;
+
+    /// The latest snapshot of a stream, if any.
+    fn load_snapshot(&self, aggregate_id: Uuid)
+    -> impl Future<Output = Result<Option<Snapshot>>> + Send;
+
+    /// Up to `limit` events with a global position greater than `after`, in position order.
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// The global position of a stored event, waiting (bounded) until it is assigned.
+    fn global_position(
+        &self,
+        aggregate_id: Uuid,
+        version: u64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The idempotency record stored under `scope` and `key`, if any.
+    fn find_idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>>> + Send;
+
+    /// Cheap round trip to the backing database, for readiness checks.
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+}
