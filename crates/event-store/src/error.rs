@@ -24,7 +24,9 @@ pub enum EventStoreError {
     },
     /// Some events of the batch are already stored and others are not, or an event id is already
     /// used by another stream: this is not a retry of an earlier append. HTTP: 409.
-    #[error("event {event_id} is already stored {detail}; an append is idempotent only when it repeats a whole earlier append to the same stream")]
+    #[error(
+        "event {event_id} is already stored {detail}; an append is idempotent only when it repeats a whole earlier append to the same stream"
+    )]
     DuplicateEvent {
         /// The event id that is already taken.
         event_id: Uuid,
@@ -49,7 +51,9 @@ pub enum EventStoreError {
         version: u64,
     },
     /// A negative expected version other than KurrentDB's constants.
-    #[error("{0} is not a valid expected version: use 0 for a new stream, a positive version, or -1 (no stream), -2 (any), -4 (stream exists)")]
+    #[error(
+        "{0} is not a valid expected version: use 0 for a new stream, a positive version, or -1 (no stream), -2 (any), -4 (stream exists)"
+    )]
     InvalidExpectedVersion(i64),
     /// The append itself is malformed (no events, too many, mixed aggregate types, …). HTTP: 400/422.
     #[error("invalid append: {0}")]

@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn zero_means_new_stream() {
-        assert_eq!(ExpectedVersion::try_from(0_i32).unwrap(), ExpectedVersion::NoStream);
+        assert_eq!(
+            ExpectedVersion::try_from(0_i32).unwrap(),
+            ExpectedVersion::NoStream
+        );
         assert_eq!(ExpectedVersion::from(0_u64), ExpectedVersion::NoStream);
         assert_eq!(ExpectedVersion::Exact(0), ExpectedVersion::Exact(0));
         assert!(ExpectedVersion::Exact(0).is_satisfied_by(0));
@@ -101,10 +104,22 @@ mod tests {
 
     #[test]
     fn kurrentdb_constants_keep_their_meaning() {
-        assert_eq!(ExpectedVersion::try_from(-2_i64).unwrap(), ExpectedVersion::Any);
-        assert_eq!(ExpectedVersion::try_from(-1_i64).unwrap(), ExpectedVersion::NoStream);
-        assert_eq!(ExpectedVersion::try_from(-4_i64).unwrap(), ExpectedVersion::StreamExists);
-        assert_eq!(ExpectedVersion::try_from(7_i64).unwrap(), ExpectedVersion::Exact(7));
+        assert_eq!(
+            ExpectedVersion::try_from(-2_i64).unwrap(),
+            ExpectedVersion::Any
+        );
+        assert_eq!(
+            ExpectedVersion::try_from(-1_i64).unwrap(),
+            ExpectedVersion::NoStream
+        );
+        assert_eq!(
+            ExpectedVersion::try_from(-4_i64).unwrap(),
+            ExpectedVersion::StreamExists
+        );
+        assert_eq!(
+            ExpectedVersion::try_from(7_i64).unwrap(),
+            ExpectedVersion::Exact(7)
+        );
     }
 
     #[test]

@@ -56,7 +56,6 @@ pub use expected_version::ExpectedVersion;
 pub use memory::InMemoryEventStore;
 pub use store::EventStore;
 pub use types::{
-    AppendRequest, AppendResult, IdempotencyRecord, NewEvent, RecordedEvent, Snapshot,
-    MAX_EVENTS_PER_APPEND,
+    AppendRequest, AppendResult, IdempotencyRecord, MAX_EVENTS_PER_APPEND, NewEvent, RecordedEvent,
+    Snapshot,
 };
-

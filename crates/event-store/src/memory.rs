@@ -37,19 +37,24 @@ impl InMemoryEventStore {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied append (appends mutate only
         // after every check), so a poisoned lock is still consistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl State {
     fn find(&self, event_id: Uuid) -> Option<StoredEventRef> {
         self.streams.iter().find_map(|(aggregate_id, events)| {
-            events.iter().find(|e| e.event_id == event_id).map(|e| StoredEventRef {
-                event_id,
-                aggregate_id: *aggregate_id,
-                version: e.version,
-                position: e.position,
-            })
+            events
+                .iter()
+                .find(|e| e.event_id == event_id)
+                .map(|e| StoredEventRef {
+                    event_id,
+                    aggregate_id: *aggregate_id,
+                    version: e.version,
+                    position: e.position,
+                })
         })
     }
 }
@@ -58,11 +63,18 @@ impl EventStore for InMemoryEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
         request.validate()?;
         let mut state = self.lock();
-        let found: Vec<_> = request.events.iter().filter_map(|e| state.find(e.event_id)).collect();
+        let found: Vec<_> = request
+            .events
+            .iter()
+            .filter_map(|e| state.find(e.event_id))
+            .collect();
         if let Some(retried) = classify_existing(&request, &found)? {
             return Ok(retried);
         }
-        let actual = state.streams.get(&request.aggregate_id).map_or(0, |s| s.len() as u64);
+        let actual = state
+            .streams
+            .get(&request.aggregate_id)
+            .map_or(0, |s| s.len() as u64);
         if !request.expected.is_satisfied_by(actual) {
             return Err(EventStoreError::Conflict {
                 aggregate_id: request.aggregate_id,
@@ -73,7 +85,10 @@ impl EventStore for InMemoryEventStore {
         if let Some(record) = &request.idempotency {
             let key = (record.scope.clone(), record.key.clone());
             if state.idempotency.contains_key(&key) {
-                return Err(EventStoreError::IdempotencyKeyUsed { scope: key.0, key: key.1 });
+                return Err(EventStoreError::IdempotencyKeyUsed {
+                    scope: key.0,
+                    key: key.1,
+                });
             }
             state.idempotency.insert(key, record.clone());
         }
@@ -112,12 +127,24 @@ impl EventStore for InMemoryEventStore {
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>> {
         let state = self.lock();
-        let events = state.streams.get(&aggregate_id).map(Vec::as_slice).unwrap_or_default();
-        Ok(events.iter().filter(|e| e.version >= from_version).cloned().collect())
+        let events = state
+            .streams
+            .get(&aggregate_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(events
+            .iter()
+            .filter(|e| e.version >= from_version)
+            .cloned()
+            .collect())
     }
 
     async fn get_current_version(&self, aggregate_id: Uuid) -> Result<u64> {
-        Ok(self.lock().streams.get(&aggregate_id).map_or(0, |s| s.len() as u64))
+        Ok(self
+            .lock()
+            .streams
+            .get(&aggregate_id)
+            .map_or(0, |s| s.len() as u64))
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
@@ -156,7 +183,10 @@ impl EventStore for InMemoryEventStore {
             .get(&aggregate_id)
             .and_then(|s| s.get(index))
             .and_then(|e| e.position)
-            .ok_or(EventStoreError::EventNotFound { aggregate_id, version })
+            .ok_or(EventStoreError::EventNotFound {
+                aggregate_id,
+                version,
+            })
     }
 
     async fn find_idempotency_record(
@@ -164,7 +194,11 @@ impl EventStore for InMemoryEventStore {
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>> {
-        Ok(self.lock().idempotency.get(&(scope.to_owned(), key.to_owned())).cloned())
+        Ok(self
+            .lock()
+            .idempotency
+            .get(&(scope.to_owned(), key.to_owned()))
+            .cloned())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -70,8 +70,10 @@ pub trait EventStore: Send + Sync {
     fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<()>> + Send;
 
     /// The latest snapshot of a stream, if any.
-    fn load_snapshot(&self, aggregate_id: Uuid)
-    -> impl Future<Output = Result<Option<Snapshot>>> + Send;
+    fn load_snapshot(
+        &self,
+        aggregate_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Snapshot>>> + Send;
 
     /// Up to `limit` events with a global position greater than `after`, in position order.
     fn read_all(

@@ -111,7 +111,11 @@ impl AppendRequest {
                 self.events.len()
             ));
         }
-        if let Some(other) = self.events.iter().find(|e| e.aggregate_type != first.aggregate_type) {
+        if let Some(other) = self
+            .events
+            .iter()
+            .find(|e| e.aggregate_type != first.aggregate_type)
+        {
             return invalid(format!(
                 "one append mixes aggregate types {:?} and {:?}",
                 first.aggregate_type, other.aggregate_type

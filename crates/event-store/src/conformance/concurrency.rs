@@ -9,17 +9,28 @@ use crate::{EventStore, EventStoreError, ExpectedVersion};
 /// Writers in the race; more than the pool sizes the backends use in tests, so some wait.
 const WRITERS: usize = 32;
 
-async fn race<S>(store: &S, id: Uuid, expected: ExpectedVersion) -> Vec<Result<u64, EventStoreError>>
+async fn race<S>(
+    store: &S,
+    id: Uuid,
+    expected: ExpectedVersion,
+) -> Vec<Result<u64, EventStoreError>>
 where
     S: EventStore + Clone + 'static,
 {
     let tasks = (0..WRITERS).map(|_| {
         let store = store.clone();
         tokio::spawn(async move {
-            store.append_events(id, expected, events(2)).await.map(|r| r.last_version)
+            store
+                .append_events(id, expected, events(2))
+                .await
+                .map(|r| r.last_version)
         })
     });
-    join_all(tasks).await.into_iter().map(|joined| joined.expect("writer task panicked")).collect()
+    join_all(tasks)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("writer task panicked"))
+        .collect()
 }
 
 fn assert_contiguous(versions: &[u64]) {
@@ -33,11 +44,19 @@ where
     S: EventStore + Clone + 'static,
 {
     let id = Uuid::now_v7();
-    store.append_events(id, ExpectedVersion::NoStream, events(1)).await.unwrap();
+    store
+        .append_events(id, ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
     let results = race(&store, id, ExpectedVersion::Exact(1)).await;
     let winners = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(winners, 1, "exactly one writer may win: {results:?}");
-    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(EventStoreError::is_conflict));
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(EventStoreError::is_conflict)
+    );
     let loaded = store.load_events(id).await.unwrap();
     assert_contiguous(&loaded.iter().map(|e| e.version).collect::<Vec<_>>());
     assert_eq!(loaded.len(), 3);
@@ -52,7 +71,12 @@ where
     let results = race(&store, id, ExpectedVersion::NoStream).await;
     let winners = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(winners, 1, "exactly one creator may win: {results:?}");
-    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(EventStoreError::is_conflict));
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(EventStoreError::is_conflict)
+    );
     assert_eq!(store.get_current_version(id).await.unwrap(), 2);
 }
 
@@ -63,7 +87,10 @@ where
 {
     let id = Uuid::now_v7();
     let results = race(&store, id, ExpectedVersion::Any).await;
-    assert!(results.iter().all(Result::is_ok), "`any` appends must all succeed: {results:?}");
+    assert!(
+        results.iter().all(Result::is_ok),
+        "`any` appends must all succeed: {results:?}"
+    );
     let loaded = store.load_events(id).await.unwrap();
     assert_eq!(loaded.len(), WRITERS * 2);
     assert_contiguous(&loaded.iter().map(|e| e.version).collect::<Vec<_>>());

@@ -5,7 +5,11 @@ use uuid::Uuid;
 use super::events;
 use crate::{EventStore, ExpectedVersion, RecordedEvent};
 
-async fn read_from<S: EventStore>(store: &S, mut after: u64, until: (Uuid, u64)) -> Vec<RecordedEvent> {
+async fn read_from<S: EventStore>(
+    store: &S,
+    mut after: u64,
+    until: (Uuid, u64),
+) -> Vec<RecordedEvent> {
     let mut all = Vec::new();
     loop {
         let page = store.read_all(after, 7).await.unwrap();
@@ -22,22 +26,44 @@ async fn read_from<S: EventStore>(store: &S, mut after: u64, until: (Uuid, u64))
 /// Positions are dense (each one more than the last) and each stream appears in version order.
 pub async fn read_all_is_dense_and_in_stream_order<S: EventStore>(store: S) {
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-    let first = store.append_events(a, ExpectedVersion::NoStream, events(3)).await.unwrap();
+    let first = store
+        .append_events(a, ExpectedVersion::NoStream, events(3))
+        .await
+        .unwrap();
     let start = store.global_position(a, first.first_version).await.unwrap() - 1;
-    store.append_events(b, ExpectedVersion::NoStream, events(2)).await.unwrap();
-    store.append_events(a, ExpectedVersion::Exact(3), events(2)).await.unwrap();
-    store.append_events(b, ExpectedVersion::Exact(2), events(1)).await.unwrap();
+    store
+        .append_events(b, ExpectedVersion::NoStream, events(2))
+        .await
+        .unwrap();
+    store
+        .append_events(a, ExpectedVersion::Exact(3), events(2))
+        .await
+        .unwrap();
+    store
+        .append_events(b, ExpectedVersion::Exact(2), events(1))
+        .await
+        .unwrap();
     store.global_position(b, 3).await.unwrap();
 
     let feed = read_from(&store, start, (b, 3)).await;
     for pair in feed.windows(2) {
-        assert_eq!(pair[1].position.unwrap(), pair[0].position.unwrap() + 1, "feed must be dense");
+        assert_eq!(
+            pair[1].position.unwrap(),
+            pair[0].position.unwrap() + 1,
+            "feed must be dense"
+        );
     }
     for stream in [a, b] {
-        let versions: Vec<u64> =
-            feed.iter().filter(|e| e.aggregate_id == stream).map(|e| e.version).collect();
+        let versions: Vec<u64> = feed
+            .iter()
+            .filter(|e| e.aggregate_id == stream)
+            .map(|e| e.version)
+            .collect();
         let expected: Vec<u64> = (1..=versions.len() as u64).collect();
-        assert_eq!(versions, expected, "stream {stream} out of order in the feed");
+        assert_eq!(
+            versions, expected,
+            "stream {stream} out of order in the feed"
+        );
     }
     assert_eq!(feed.iter().filter(|e| e.aggregate_id == a).count(), 5);
     assert_eq!(feed.iter().filter(|e| e.aggregate_id == b).count(), 3);
@@ -46,12 +72,18 @@ pub async fn read_all_is_dense_and_in_stream_order<S: EventStore>(store: S) {
 /// `global_position` agrees with the position the feed and `load_events` report.
 pub async fn global_position_matches_the_feed<S: EventStore>(store: S) {
     let id = Uuid::now_v7();
-    store.append_events(id, ExpectedVersion::NoStream, events(2)).await.unwrap();
+    store
+        .append_events(id, ExpectedVersion::NoStream, events(2))
+        .await
+        .unwrap();
     let position = store.global_position(id, 2).await.unwrap();
     let at = store.read_all(position - 1, 1).await.unwrap();
     assert_eq!((at[0].aggregate_id, at[0].version), (id, 2));
     let loaded = store.load_events(id).await.unwrap();
     assert_eq!(loaded[1].position, Some(position));
     let err = store.global_position(id, 3).await.unwrap_err();
-    assert!(matches!(err, crate::EventStoreError::EventNotFound { .. }), "{err:?}");
+    assert!(
+        matches!(err, crate::EventStoreError::EventNotFound { .. }),
+        "{err:?}"
+    );
 }

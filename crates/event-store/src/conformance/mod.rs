@@ -20,7 +20,9 @@ use crate::NewEvent;
 
 /// `n` events of type `Tested` whose payload records their place in the batch.
 pub fn events(n: usize) -> Vec<NewEvent> {
-    (0..n).map(|i| NewEvent::new("Test", "Tested", 1, json!({ "n": i }))).collect()
+    (0..n)
+        .map(|i| NewEvent::new("Test", "Tested", 1, json!({ "n": i })))
+        .collect()
 }
 
 /// Generates one `#[tokio::test]` per conformance behaviour.

@@ -20,10 +20,19 @@ pub async fn snapshots_keep_the_latest<S: EventStore>(store: S) {
     let id = Uuid::now_v7();
     assert_eq!(store.load_snapshot(id).await.unwrap(), None);
     store.save_snapshot(snapshot(id, 10)).await.unwrap();
-    assert_eq!(store.load_snapshot(id).await.unwrap(), Some(snapshot(id, 10)));
+    assert_eq!(
+        store.load_snapshot(id).await.unwrap(),
+        Some(snapshot(id, 10))
+    );
     store.save_snapshot(snapshot(id, 20)).await.unwrap();
     store.save_snapshot(snapshot(id, 15)).await.unwrap();
-    assert_eq!(store.load_snapshot(id).await.unwrap(), Some(snapshot(id, 20)));
+    assert_eq!(
+        store.load_snapshot(id).await.unwrap(),
+        Some(snapshot(id, 20))
+    );
     store.save_snapshot(snapshot(id, 20)).await.unwrap();
-    assert_eq!(store.load_snapshot(id).await.unwrap(), Some(snapshot(id, 20)));
+    assert_eq!(
+        store.load_snapshot(id).await.unwrap(),
+        Some(snapshot(id, 20))
+    );
 }

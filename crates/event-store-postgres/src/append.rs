@@ -1,0 +1,196 @@
+//! The append: one statement that checks and writes, and the slow path that explains a refusal.
+
+use event_store::retry::{StoredEventRef, classify_existing};
+use event_store::{AppendRequest, AppendResult, EventStoreError, ExpectedVersion};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::errors::{UniqueViolation, unavailable, unique_violation};
+use crate::rows::unsigned;
+
+/// How often an `Any`/`StreamExists` append retries after losing a race for the next version.
+/// Each retry re-reads the version, so it only loops while other writers keep winning.
+const RACE_RETRIES: usize = 20;
+
+/// Reads the stream version, checks it lies in `[$3, $4]`, then inserts the events (and the
+/// idempotency record) only if it does. A single statement is atomic on its own.
+const APPEND_SQL: &str = r#"
+WITH current_version AS (
+    SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE aggregate_id = $1
+), accepted AS (
+    SELECT v FROM current_version WHERE v BETWEEN $3 AND $4
+), idempotency AS (
+    INSERT INTO idempotency_keys (scope, key, request_hash, response)
+    SELECT $10, $11, $12, $13 FROM accepted WHERE $10::text IS NOT NULL
+    RETURNING 1
+), inserted AS (
+    INSERT INTO events (event_id, aggregate_id, aggregate_type, version, event_type,
+                        schema_version, payload, metadata)
+    SELECT e.event_id, $1, $2, accepted.v + e.ord, e.event_type, e.schema_version, e.payload, e.metadata
+    FROM accepted,
+         UNNEST($5::uuid[], $6::text[], $7::int4[], $8::jsonb[], $9::jsonb[])
+             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
+    RETURNING version
+)
+SELECT (SELECT v FROM current_version) AS current_version,
+       (SELECT COUNT(*) FROM inserted) AS inserted
+"#;
+
+/// The inclusive range of current versions an expectation accepts.
+fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
+    match expected {
+        ExpectedVersion::Any => (0, i64::MAX),
+        ExpectedVersion::NoStream => (0, 0),
+        ExpectedVersion::StreamExists => (1, i64::MAX),
+        ExpectedVersion::Exact(v) => {
+            let v = i64::try_from(v).unwrap_or(-1); // beyond BIGINT: can never match
+            (v, v)
+        }
+    }
+}
+
+/// Appends `request` to PostgreSQL.
+pub(crate) async fn append(
+    pool: &PgPool,
+    request: &AppendRequest,
+) -> Result<AppendResult, EventStoreError> {
+    request.validate()?;
+    let aggregate_type = &request.events[0].aggregate_type;
+    let (low, high) = accepted_range(request.expected);
+    let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
+    let types: Vec<&str> = request
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    let schemas: Vec<i32> = request
+        .events
+        .iter()
+        .map(|e| i32::try_from(e.schema_version))
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            EventStoreError::InvalidAppend("schema_version does not fit an INTEGER".into())
+        })?;
+    let payloads: Vec<&serde_json::Value> = request.events.iter().map(|e| &e.payload).collect();
+    let metadata: Vec<&serde_json::Value> = request.events.iter().map(|e| &e.metadata).collect();
+    let idem = request.idempotency.as_ref();
+
+    for _ in 0..RACE_RETRIES {
+        let outcome = sqlx::query(APPEND_SQL)
+            .bind(request.aggregate_id)
+            .bind(aggregate_type)
+            .bind(low)
+            .bind(high)
+            .bind(&ids)
+            .bind(&types)
+            .bind(&schemas)
+            .bind(&payloads)
+            .bind(&metadata)
+            .bind(idem.map(|r| r.scope.as_str()))
+            .bind(idem.map(|r| r.key.as_str()))
+            .bind(idem.map(|r| r.request_hash.as_str()))
+            .bind(idem.map(|r| &r.response))
+            .fetch_one(pool)
+            .await;
+        let row = match outcome {
+            Ok(row) => row,
+            Err(error) => match unique_violation(&error) {
+                Some(UniqueViolation::EventId) => {
+                    return explain_refusal(pool, request, None).await;
+                }
+                Some(UniqueViolation::IdempotencyKey) => {
+                    let record = idem
+                        .map(|r| (r.scope.clone(), r.key.clone()))
+                        .unwrap_or_default();
+                    return Err(EventStoreError::IdempotencyKeyUsed {
+                        scope: record.0,
+                        key: record.1,
+                    });
+                }
+                // Another writer committed the version we computed. With a fixed expectation that
+                // is a conflict; with a loose one, read the new version and try again.
+                Some(UniqueViolation::StreamVersion) => match request.expected {
+                    ExpectedVersion::Any | ExpectedVersion::StreamExists => continue,
+                    _ => return explain_refusal(pool, request, None).await,
+                },
+                None => return Err(unavailable(error)),
+            },
+        };
+        let current: i64 = row.try_get("current_version").map_err(unavailable)?;
+        let inserted: i64 = row.try_get("inserted").map_err(unavailable)?;
+        let current = unsigned(current, "version")?;
+        if inserted == 0 {
+            return explain_refusal(pool, request, Some(current)).await;
+        }
+        tracing::debug!(aggregate_id = %request.aggregate_id, events = inserted, from_version = current + 1, "appended");
+        return Ok(AppendResult {
+            aggregate_id: request.aggregate_id,
+            first_version: current + 1,
+            last_version: current + unsigned(inserted, "inserted")?,
+            last_position: None,
+            deduplicated: false,
+        });
+    }
+    Err(EventStoreError::unavailable(std::io::Error::other(
+        format!(
+            "gave up appending to {} after {RACE_RETRIES} lost races",
+            request.aggregate_id
+        ),
+    )))
+}
+
+/// The append wrote nothing: it is either a retry of an earlier append (success), a duplicate
+/// event id, or a version conflict.
+async fn explain_refusal(
+    pool: &PgPool,
+    request: &AppendRequest,
+    current: Option<u64>,
+) -> Result<AppendResult, EventStoreError> {
+    let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
+    let rows = sqlx::query(
+        "SELECT event_id, aggregate_id, version, position FROM events WHERE event_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    let found = rows
+        .iter()
+        .map(|row| {
+            let version: i64 = row.try_get("version").map_err(unavailable)?;
+            let position: Option<i64> = row.try_get("position").map_err(unavailable)?;
+            Ok(StoredEventRef {
+                event_id: row.try_get("event_id").map_err(unavailable)?,
+                aggregate_id: row.try_get("aggregate_id").map_err(unavailable)?,
+                version: unsigned(version, "version")?,
+                position: position.map(|p| unsigned(p, "position")).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, EventStoreError>>()?;
+    if let Some(retried) = classify_existing(request, &found)? {
+        return Ok(retried);
+    }
+    let actual = match current {
+        Some(version) => version,
+        None => current_version(pool, request.aggregate_id).await?,
+    };
+    Err(EventStoreError::Conflict {
+        aggregate_id: request.aggregate_id,
+        expected: request.expected,
+        actual,
+    })
+}
+
+/// The stream's version (0 when it does not exist).
+pub(crate) async fn current_version(
+    pool: &PgPool,
+    aggregate_id: Uuid,
+) -> Result<u64, EventStoreError> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1")
+            .bind(aggregate_id)
+            .fetch_one(pool)
+            .await
+            .map_err(unavailable)?;
+    unsigned(version, "version")
+}

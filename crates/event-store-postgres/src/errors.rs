@@ -1,0 +1,37 @@
+//! Mapping sqlx errors onto the store's error type.
+
+use event_store::EventStoreError;
+
+/// SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Which unique constraint an insert hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UniqueViolation {
+    /// Another writer took the stream version first.
+    StreamVersion,
+    /// The event id is already stored.
+    EventId,
+    /// The idempotency key is already used.
+    IdempotencyKey,
+}
+
+/// The unique constraint an error reports, if it is a unique violation we know.
+pub(crate) fn unique_violation(error: &sqlx::Error) -> Option<UniqueViolation> {
+    let db = error.as_database_error()?;
+    if db.code().as_deref() != Some(UNIQUE_VIOLATION) {
+        return None;
+    }
+    match db.constraint()? {
+        "events_stream_version_key" => Some(UniqueViolation::StreamVersion),
+        "events_event_id_key" => Some(UniqueViolation::EventId),
+        "idempotency_keys_pkey" => Some(UniqueViolation::IdempotencyKey),
+        _ => None,
+    }
+}
+
+/// Any other database error: the store is unavailable (the cause stays attached as the source).
+pub(crate) fn unavailable(error: sqlx::Error) -> EventStoreError {
+    tracing::warn!(error = %error, "event store query failed");
+    EventStoreError::unavailable(error)
+}

@@ -1,0 +1,6 @@
+//! Test plumbing shared by the workspace's integration tests.
+//!
+//! Tests talk to real services. When one is missing they fail loudly, saying how to start it;
+//! they are never skipped.
+
+pub mod postgres;
