@@ -1,9 +1,10 @@
 -- The event log (SQLite). SQLite has one writer at a time, so a position taken inside the write
 -- transaction is already in commit order: it is assigned at insert, dense, with no sequencer.
+-- UUIDs are stored as hyphenated text so the file reads well in the sqlite3 shell.
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id       BLOB    NOT NULL UNIQUE,
-    aggregate_id   BLOB    NOT NULL,
+    event_id       TEXT    NOT NULL UNIQUE,
+    aggregate_id   TEXT    NOT NULL,
     aggregate_type TEXT    NOT NULL,
     version        INTEGER NOT NULL CHECK (version > 0),
     event_type     TEXT    NOT NULL,
@@ -15,7 +16,7 @@ CREATE TABLE events (
 ) STRICT;
 
 CREATE TABLE snapshots (
-    aggregate_id   BLOB PRIMARY KEY,
+    aggregate_id   TEXT PRIMARY KEY,
     aggregate_type TEXT    NOT NULL,
     version        INTEGER NOT NULL CHECK (version > 0),
     schema_version INTEGER NOT NULL,

@@ -1,0 +1,241 @@
+//! [`SqliteEventStore`]: the [`EventStore`] implementation.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use event_store::{
+    AppendRequest, AppendResult, EventStore, EventStoreError, IdempotencyRecord, RecordedEvent,
+    Result, Snapshot,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use uuid::Uuid;
+
+use crate::rows::{EVENT_COLUMNS, json, recorded_event, signed, unsigned};
+use crate::{MIGRATOR, append};
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Connections of the read pool (the write pool always has one).
+    pub read_connections: u32,
+    /// How long a statement waits on a lock held by another process before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            read_connections: 8,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The SQLite event store. Clones share both pools.
+#[derive(Debug, Clone)]
+pub struct SqliteEventStore {
+    /// Exactly one connection: SQLite has one writer, so writers queue here rather than in SQLite.
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// Any database error: the store is unavailable (the cause stays attached as the source).
+pub(crate) fn unavailable(error: sqlx::Error) -> EventStoreError {
+    tracing::warn!(error = %error, "event store query failed");
+    EventStoreError::unavailable(error)
+}
+
+impl SqliteEventStore {
+    /// Opens (creating if needed) the database file at `path`, in WAL mode. Does not migrate.
+    pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::new().filename(path.as_ref());
+        Self::with_connect_options(connect, options).await
+    }
+
+    /// Opens the database named by an `sqlite:` URL (e.g. `sqlite://data/orders.db`).
+    pub async fn connect(url: &str, options: SqliteOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::from_str(url).map_err(unavailable)?;
+        Self::with_connect_options(connect, options).await
+    }
+
+    async fn with_connect_options(
+        connect: SqliteConnectOptions,
+        options: SqliteOptions,
+    ) -> Result<Self> {
+        let connect = connect
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged append survives power loss, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(options.busy_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await
+            .map_err(unavailable)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(connect.read_only(true))
+            .await
+            .map_err(unavailable)?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Applies the embedded migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(EventStoreError::unavailable)
+    }
+
+    /// The write pool (one connection), for read models that share the file.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// The read pool.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+}
+
+impl EventStore for SqliteEventStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id, events = request.events.len(), expected = %request.expected))]
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
+        let mut tx = self.writer.begin().await.map_err(unavailable)?;
+        let result = append::append(&mut tx, &request).await?;
+        if !result.deduplicated {
+            tx.commit().await.map_err(unavailable)?;
+        }
+        Ok(result)
+    }
+
+    async fn load_events_from_version(
+        &self,
+        aggregate_id: Uuid,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = ?1 AND version >= ?2 ORDER BY version"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(aggregate_id.hyphenated().to_string())
+            .bind(signed(from_version)?)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    async fn get_current_version(&self, aggregate_id: Uuid) -> Result<u64> {
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ?1",
+        )
+        .bind(aggregate_id.hyphenated().to_string())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        u64::try_from(version).map_err(|_| EventStoreError::Corrupt("negative version".into()))
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, taken_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (aggregate_id) DO UPDATE
+             SET aggregate_type = excluded.aggregate_type, version = excluded.version,
+                 schema_version = excluded.schema_version, state = excluded.state, taken_at = excluded.taken_at
+             WHERE snapshots.version <= excluded.version",
+        )
+        .bind(snapshot.aggregate_id.hyphenated().to_string())
+        .bind(&snapshot.aggregate_type)
+        .bind(signed(snapshot.version)?)
+        .bind(i64::from(snapshot.schema_version))
+        .bind(snapshot.state.to_string())
+        .bind(chrono::Utc::now())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, aggregate_id: Uuid) -> Result<Option<Snapshot>> {
+        let row = sqlx::query("SELECT aggregate_type, version, schema_version, state FROM snapshots WHERE aggregate_id = ?1")
+            .bind(aggregate_id.hyphenated().to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Snapshot {
+            aggregate_id,
+            aggregate_type: row.try_get("aggregate_type").map_err(unavailable)?,
+            version: unsigned(&row, "version")?,
+            schema_version: u32::try_from(unsigned(&row, "schema_version")?).unwrap_or(0),
+            state: json(&row, "state")?,
+        }))
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(signed(after)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events WHERE aggregate_id = ?1 AND version = ?2",
+        )
+        .bind(aggregate_id.hyphenated().to_string())
+        .bind(signed(version)?)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let position = position.ok_or(EventStoreError::EventNotFound {
+            aggregate_id,
+            version,
+        })?;
+        u64::try_from(position).map_err(|_| EventStoreError::Corrupt("negative position".into()))
+    }
+
+    async fn find_idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query(
+            "SELECT request_hash, response FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        row.map(|row| {
+            Ok(IdempotencyRecord {
+                scope: scope.to_owned(),
+                key: key.to_owned(),
+                request_hash: row.try_get("request_hash").map_err(unavailable)?,
+                response: json(&row, "response")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
