@@ -1,4 +1,5 @@
 //! The conformance suite against a real PostgreSQL (one fresh database per test binary run).
+#![allow(clippy::unwrap_used)] // test set-up: a panic is the failure report
 
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use tokio::sync::OnceCell;

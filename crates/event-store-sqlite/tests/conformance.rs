@@ -1,4 +1,5 @@
 //! The conformance suite against a real SQLite file (one per test, in a temporary directory).
+#![allow(clippy::unwrap_used)] // test set-up: a panic is the failure report
 
 use event_store_sqlite::{SqliteEventStore, SqliteOptions};
 

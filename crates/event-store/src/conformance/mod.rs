@@ -4,6 +4,9 @@
 //! expression that yields a fresh store handle (clones must share data). Tests use their own random
 //! stream ids, so they may share one database.
 
+// This module is a test suite compiled as a library: a panic is how it reports a failure.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
 mod appends;
 mod concurrency;
 mod feed;

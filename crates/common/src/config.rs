@@ -1,0 +1,151 @@
+//! Typed configuration. Each struct is a `clap::Args` group the binary flattens into its commands,
+//! so every field is both a `--flag` and an environment variable, and `--help` lists them all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::ConfigError;
+
+/// Where events are stored.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL (`postgres://…`) or SQLite (`sqlite://…`) URL. Unset: the embedded SQLite file
+    /// `orders.db` in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the embedded database and the generated token secret.
+    #[arg(long, env = "ORDERS_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Maximum pooled database connections (PostgreSQL) or read connections (SQLite).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub max_connections: u32,
+}
+
+/// The database a [`DatabaseConfig`] selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseBackend {
+    /// A PostgreSQL server.
+    Postgres {
+        /// Connection URL.
+        url: String,
+    },
+    /// An SQLite file.
+    Sqlite {
+        /// Connection URL (`sqlite://…`).
+        url: String,
+    },
+}
+
+impl DatabaseConfig {
+    /// The backend these settings select.
+    pub fn backend(&self) -> Result<DatabaseBackend, ConfigError> {
+        match self.database_url.as_deref().map(str::trim) {
+            None | Some("") => {
+                let file = self.data_dir.join("orders.db");
+                Ok(DatabaseBackend::Sqlite {
+                    url: format!("sqlite://{}", file.display()),
+                })
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DatabaseBackend::Postgres {
+                    url: url.to_owned(),
+                })
+            }
+            Some(url) if url.starts_with("sqlite:") => Ok(DatabaseBackend::Sqlite {
+                url: url.to_owned(),
+            }),
+            Some(other) => Err(ConfigError::UnsupportedDatabaseUrl(redact_password(other))),
+        }
+    }
+
+    /// Creates the data directory if it does not exist.
+    pub fn ensure_data_dir(&self) -> Result<(), ConfigError> {
+        std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::DataDir {
+            path: self.data_dir.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// `url` with any password replaced by `***`, safe to log.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Requests taking longer are answered 408 and abandoned.
+    #[arg(long, env = "ORDERS_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ORDERS_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+
+    /// How long shutdown waits for in-flight requests before exiting anyway.
+    #[arg(long, env = "ORDERS_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Logs.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryConfig {
+    /// Log filter in `tracing` syntax (e.g. `info`, `orders=debug,sqlx=warn`).
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, one line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Parses `250ms`, `30s`, `5m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 250ms, 30s or 5m"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(value)),
+        "" | "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        other => Err(format!(
+            "unknown unit {other:?} in {text:?}: use ms, s or m"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,49 @@
+//! [`OrderStatus`]: where an order is in its lifecycle.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where an order is in its lifecycle. Serialized as a snake_case string.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// No event yet: the order does not exist.
+    #[default]
+    NotCreated,
+    /// Placed by the customer; can be confirmed or cancelled.
+    Created,
+    /// Accepted; can be shipped or cancelled.
+    Confirmed,
+    /// Handed to a carrier; can only be delivered.
+    Shipped,
+    /// Received by the customer. Final.
+    Delivered,
+    /// Cancelled before shipping. Final.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// The snake_case name, identical to the serde representation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotCreated => "not_created",
+            Self::Created => "created",
+            Self::Confirmed => "confirmed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether no further transition is possible.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Delivered | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

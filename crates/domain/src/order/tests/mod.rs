@@ -1,0 +1,8 @@
+//! Order tests. Aggregate behaviour goes through the given/when/then harness.
+
+mod codec;
+mod errors;
+mod lifecycle;
+mod properties;
+mod validation;
+mod values;
