@@ -1,0 +1,200 @@
+//! Wiring the service together and running it: start, serve, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::config::redact_password;
+use common::{DatabaseBackend, DatabaseConfig, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{JwtKeys, load_or_create_secret};
+use crate::cli::ServeArgs;
+use crate::commands::{CommandHandler, HandlerConfig};
+use crate::http::{AppState, HttpLimits, router};
+use crate::store::Store;
+
+/// Everything [`Application::build`] needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Database.
+    pub database: DatabaseConfig,
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Token secret (generated into the data directory when `None`).
+    pub jwt_secret: Option<String>,
+    /// Command handling.
+    pub handler: HandlerConfig,
+}
+
+impl From<ServeArgs> for AppConfig {
+    fn from(args: ServeArgs) -> Self {
+        Self {
+            database: args.database,
+            server: args.server,
+            jwt_secret: args.jwt_secret,
+            handler: HandlerConfig {
+                snapshot_every: args.snapshot_every,
+                ..HandlerConfig::default()
+            },
+        }
+    }
+}
+
+/// A built service, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: AppConfig,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Opens the store (migrating it), loads the token secret and binds the listener.
+    pub async fn build(config: AppConfig) -> anyhow::Result<Self> {
+        let store = Store::open(&config.database).await?;
+        let secret =
+            load_or_create_secret(config.jwt_secret.as_deref(), &config.database.data_dir)?;
+        let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; set ORDERS_LISTEN or --listen to a free address",
+                config.server.listen
+            )
+        })?;
+        let state = AppState {
+            handler: CommandHandler::new(store, config.handler),
+            keys: JwtKeys::new(&secret),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        };
+        let (shutdown, _) = watch::channel(false);
+        Ok(Self {
+            listener,
+            state,
+            config,
+            shutdown,
+        })
+    }
+
+    /// Where the service listens (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.config.server.listen)
+    }
+
+    /// The token keys (tests mint tokens with them).
+    pub fn keys(&self) -> JwtKeys {
+        self.state.keys.clone()
+    }
+
+    /// A handle that starts a graceful shutdown when sent `true`.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Tells the operator where the service is and how to get a token.
+    pub fn print_banner(&self) {
+        let database = match self.config.database.backend() {
+            Ok(DatabaseBackend::Postgres { url }) => {
+                format!("PostgreSQL {}", redact_password(&url))
+            }
+            Ok(DatabaseBackend::Sqlite { url }) => format!("embedded SQLite {url}"),
+            Err(_) => "?".into(),
+        };
+        let addr = self.local_addr();
+        println!("orders listening on http://{addr} ({database})");
+        println!("  API docs:   http://{addr}/docs   (OpenAPI: http://{addr}/openapi.json)");
+        println!(
+            "  get a token: orders token --role staff --sub ops   |   orders token --role customer --sub <customer-uuid>"
+        );
+        println!(
+            "               (with cargo: cargo run --release -- token --role staff --sub ops)"
+        );
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the shutdown handle), then drains in-flight requests.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let trigger = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = trigger.send(true);
+        });
+        self.run().await
+    }
+
+    /// Serves until the shutdown handle fires, then stops accepting, finishes in-flight requests
+    /// (bounded by the configured grace period) and returns.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            config,
+            shutdown,
+        } = self;
+        let flag = state.shutting_down.clone();
+        let limits = HttpLimits {
+            body_limit: config.server.body_limit,
+            request_timeout: config.server.request_timeout,
+        };
+        let app = router(state, limits);
+        let mut stop = shutdown.subscribe();
+        let mut stopped = shutdown.subscribe();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        let _ = stopped.wait_for(|s| *s).await;
+        flag.store(true, Ordering::SeqCst);
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        finish_within(config.server.shutdown_grace, server).await
+    }
+}
+
+async fn finish_within(
+    grace: Duration,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => {
+            joined??;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "in-flight requests did not finish within the grace period; exiting anyway"
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

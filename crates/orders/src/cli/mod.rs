@@ -1,0 +1,79 @@
+//! The binary's command line: `serve` (the default), `migrate`, `token`.
+
+mod token;
+
+use clap::{Parser, Subcommand};
+use common::{DatabaseConfig, ServerConfig, TelemetryConfig};
+
+use crate::app::{AppConfig, Application};
+use crate::store::Store;
+
+/// Event-sourced order service. Without a subcommand it serves the HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "orders", version, about)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Logging.
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Print a bearer token signed with the configured secret.
+    Token(token::TokenArgs),
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Parser)]
+pub struct ServeArgs {
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// HTTP server.
+    #[command(flatten)]
+    pub server: ServerConfig,
+    /// HS256 secret for bearer tokens (≥ 32 bytes). Unset: generated once into the data directory.
+    #[arg(long, env = "ORDERS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Snapshot an order every this many events (0 = never).
+    #[arg(long, env = "ORDERS_SNAPSHOT_EVERY", default_value_t = 100)]
+    pub snapshot_every: u64,
+}
+
+/// Settings of `migrate`.
+#[derive(Debug, Clone, Parser)]
+pub struct MigrateArgs {
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = match cli.command {
+        Some(command) => command,
+        // No subcommand: serve, configured from the environment and defaults.
+        None => Command::Serve(ServeArgs::try_parse_from(["orders"])?),
+    };
+    match command {
+        Command::Serve(args) => {
+            let app = Application::build(AppConfig::from(args)).await?;
+            app.print_banner();
+            app.run_until_signal().await
+        }
+        Command::Migrate(args) => {
+            let store = Store::open(&args.database).await?;
+            println!("migrations applied ({})", store.kind());
+            Ok(())
+        }
+        Command::Token(args) => token::run(args),
+    }
+}

@@ -1,0 +1,58 @@
+//! What command handling can fail with; each variant says what it becomes over HTTP.
+
+use event_store::EventStoreError;
+
+/// The caller may not act on this aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccessDenied {
+    /// Hide the aggregate's existence (another customer's order). HTTP 404.
+    #[error("not found")]
+    NotFound,
+    /// The caller's role may not do this. HTTP 403.
+    #[error("forbidden")]
+    Forbidden,
+}
+
+/// Why a command was not carried out. Nothing was written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate refused: a business rule. HTTP 422/404/409 by the error's kind.
+    #[error(transparent)]
+    Rejected(E),
+    /// The access check refused.
+    #[error("access denied: {0}")]
+    Denied(AccessDenied),
+    /// The caller pinned a version (`If-Match`) and the stream is elsewhere. HTTP 412.
+    #[error("the order is at version {actual}, not {expected}; reload it and decide again")]
+    PreconditionFailed {
+        /// The version the caller sent.
+        expected: u64,
+        /// The stream's version.
+        actual: u64,
+    },
+    /// Other writers kept winning the race for the next version. HTTP 409.
+    #[error("the order changed concurrently {attempts} times; try again")]
+    Conflict {
+        /// How many times the command was decided.
+        attempts: usize,
+    },
+    /// The idempotency key was used by a request that committed first. The caller replays it.
+    #[error("idempotency key already used")]
+    IdempotencyKeyUsed,
+    /// Stored events could not be decoded into the aggregate's events. HTTP 500.
+    #[error("stored events cannot be read: {0}")]
+    Corrupt(String),
+    /// The store failed. HTTP 503.
+    #[error(transparent)]
+    Store(EventStoreError),
+}
+
+impl<E: std::error::Error + 'static> From<EventStoreError> for CommandError<E> {
+    fn from(error: EventStoreError) -> Self {
+        match error {
+            EventStoreError::Corrupt(detail) => Self::Corrupt(detail),
+            EventStoreError::IdempotencyKeyUsed { .. } => Self::IdempotencyKeyUsed,
+            other => Self::Store(other),
+        }
+    }
+}

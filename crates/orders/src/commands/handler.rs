@@ -1,0 +1,203 @@
+//! [`CommandHandler`]: decide and append, with optimistic concurrency.
+
+use domain::Aggregate;
+use event_store::{
+    AppendRequest, EventStore, EventStoreError, ExpectedVersion, IdempotencyRecord, Snapshot,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::codec::to_new_event;
+use super::load::{Loaded, load};
+use super::{AccessDenied, CommandContext, CommandError};
+
+/// Tuning of command handling.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerConfig {
+    /// Save a snapshot each time a stream passes a multiple of this many events; 0 disables.
+    pub snapshot_every: u64,
+    /// How many times a command is decided again after losing a race (when no version was pinned).
+    pub max_attempts: usize,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        // Orders have a handful of events; snapshots pay off only for long streams, so keep the
+        // threshold high enough that an ordinary order never writes one.
+        Self {
+            snapshot_every: 100,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// The result of an accepted command.
+#[derive(Debug, Clone)]
+pub struct Outcome<A> {
+    /// The state after the command.
+    pub state: A,
+    /// The stream version after the command.
+    pub version: u64,
+    /// Global position of the last event written (or of the stream's last event, for a retry).
+    pub position: u64,
+    /// The response stored with the idempotency key, when one was given.
+    pub response: Option<Value>,
+    /// True when an earlier identical append was found and nothing was written.
+    pub deduplicated: bool,
+}
+
+/// Executes commands against aggregates in an [`EventStore`].
+#[derive(Debug, Clone)]
+pub struct CommandHandler<S> {
+    store: S,
+    config: HandlerConfig,
+}
+
+impl<S: EventStore> CommandHandler<S> {
+    /// A handler over `store`.
+    pub fn new(store: S, config: HandlerConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Loads aggregate `id` (snapshot, then the events after it).
+    pub async fn load<A: Aggregate>(&self, id: Uuid) -> Result<Loaded<A>, CommandError<A::Error>> {
+        load(&self.store, id, self.config.snapshot_every > 0).await
+    }
+
+    /// Decides `command` against aggregate `id` and appends the resulting events.
+    ///
+    /// `guard` sees the loaded state first and may refuse (authorisation). `render` turns the new
+    /// state and version into the response stored with the idempotency key.
+    #[tracing::instrument(level = "info", skip_all, fields(aggregate = A::TYPE, %id, correlation_id = %context.correlation_id))]
+    pub async fn execute<A: Aggregate>(
+        &self,
+        id: Uuid,
+        command: A::Command,
+        context: &CommandContext,
+        guard: impl Fn(&A) -> Result<(), AccessDenied> + Send + Sync,
+        render: impl Fn(&A, u64) -> Value + Send + Sync,
+    ) -> Result<Outcome<A>, CommandError<A::Error>> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let Loaded { mut state, version } = self.load::<A>(id).await?;
+            guard(&state).map_err(CommandError::Denied)?;
+            if let Some(expected) = context.expected_version
+                && expected != version
+            {
+                return Err(CommandError::PreconditionFailed {
+                    expected,
+                    actual: version,
+                });
+            }
+            let events = state.decide(&command).map_err(CommandError::Rejected)?;
+            if events.is_empty() {
+                let position = self.position_of(id, version).await?;
+                return Ok(Outcome {
+                    state,
+                    version,
+                    position,
+                    response: None,
+                    deduplicated: false,
+                });
+            }
+            let new_events = events
+                .iter()
+                .map(|e| to_new_event(A::TYPE, e, context))
+                .collect();
+            events.iter().for_each(|e| state.evolve(e));
+            let new_version = version + events.len() as u64;
+            let response = context
+                .idempotency
+                .as_ref()
+                .map(|_| render(&state, new_version));
+            let request = AppendRequest {
+                aggregate_id: id,
+                expected: ExpectedVersion::from(version),
+                events: new_events,
+                idempotency: context.idempotency.as_ref().zip(response.clone()).map(
+                    |(key, response)| IdempotencyRecord {
+                        scope: key.scope.clone(),
+                        key: key.key.clone(),
+                        request_hash: key.request_hash.clone(),
+                        response,
+                    },
+                ),
+            };
+            match self.store.append(request).await {
+                Ok(appended) => {
+                    self.maybe_snapshot(id, &state, version, appended.last_version)
+                        .await;
+                    let position = match appended.last_position {
+                        Some(position) => position,
+                        None => {
+                            self.store
+                                .global_position(id, appended.last_version)
+                                .await?
+                        }
+                    };
+                    tracing::info!(
+                        version = appended.last_version,
+                        position,
+                        "command accepted"
+                    );
+                    return Ok(Outcome {
+                        state,
+                        version: appended.last_version,
+                        position,
+                        response,
+                        deduplicated: appended.deduplicated,
+                    });
+                }
+                Err(EventStoreError::Conflict { actual, .. }) => {
+                    if let Some(expected) = context.expected_version {
+                        return Err(CommandError::PreconditionFailed { expected, actual });
+                    }
+                    if attempts >= self.config.max_attempts {
+                        return Err(CommandError::Conflict { attempts });
+                    }
+                    tracing::debug!(attempts, actual, "lost a race; deciding again");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    async fn position_of<E: std::error::Error + 'static>(
+        &self,
+        id: Uuid,
+        version: u64,
+    ) -> Result<u64, CommandError<E>> {
+        if version == 0 {
+            return Ok(0);
+        }
+        Ok(self.store.global_position(id, version).await?)
+    }
+
+    /// Saves a snapshot when the append crossed a multiple of `snapshot_every`. Best effort: a
+    /// failed snapshot only costs a longer replay next time.
+    async fn maybe_snapshot<A: Aggregate>(&self, id: Uuid, state: &A, before: u64, after: u64) {
+        let every = self.config.snapshot_every;
+        if every == 0 || before / every == after / every {
+            return;
+        }
+        let Ok(state) = serde_json::to_value(state) else {
+            return;
+        };
+        let snapshot = Snapshot {
+            aggregate_id: id,
+            aggregate_type: A::TYPE.to_owned(),
+            version: after,
+            schema_version: A::SNAPSHOT_VERSION,
+            state,
+        };
+        if let Err(error) = self.store.save_snapshot(snapshot).await {
+            tracing::warn!(%id, %error, "saving a snapshot failed");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The HTTP contract: request and response bodies. Separate from domain types on purpose, so the
+//! wire format changes only when we decide it should.
+
+use chrono::{DateTime, Utc};
+use domain::{Currency, OrderAggregate, OrderError, OrderItem};
+use event_store::RecordedEvent;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /orders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrderRequest {
+    /// The customer; a customer may omit it (it defaults to the caller) but not name another one.
+    /// Required for staff.
+    pub customer_id: Option<Uuid>,
+    /// ISO 4217 code, e.g. `EUR`.
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// 1 to 100 lines, each SKU once.
+    pub items: Vec<ItemRequest>,
+}
+
+/// One order line.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    /// The product.
+    pub product_id: Uuid,
+    /// Stock keeping unit: 1–64 of `A-Z a-z 0-9 - _ .`.
+    #[schema(example = "SKU-001")]
+    pub sku: String,
+    /// 1 to 10 000.
+    #[schema(example = 2)]
+    pub quantity: u32,
+    /// Price of one unit in minor units of the order's currency (cents for EUR); never negative.
+    #[schema(example = 1050)]
+    pub unit_price: i64,
+}
+
+impl CreateOrderRequest {
+    /// The validated lines, in the order's currency.
+    pub fn items(&self) -> Result<(Currency, Vec<OrderItem>), OrderError> {
+        let currency = Currency::new(&self.currency)?;
+        let items = self
+            .items
+            .iter()
+            .map(|i| {
+                OrderItem::new(
+                    i.product_id,
+                    &i.sku,
+                    i.quantity,
+                    i.unit_price,
+                    currency.clone(),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((currency, items))
+    }
+}
+
+/// `POST /orders/{id}/cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrderRequest {
+    /// Why the order is cancelled (1–500 characters).
+    #[schema(example = "ordered by mistake")]
+    pub reason: String,
+}
+
+/// `POST /orders/{id}/ship` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipOrderRequest {
+    /// Carrier name.
+    #[schema(example = "DHL")]
+    pub carrier: Option<String>,
+    /// Tracking number.
+    #[schema(example = "JD014600006281234567")]
+    pub tracking_number: Option<String>,
+}
+
+/// An order as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderResponse {
+    /// The order id.
+    pub id: Uuid,
+    /// The customer.
+    pub customer_id: Option<Uuid>,
+    /// `created`, `confirmed`, `shipped`, `delivered` or `cancelled`.
+    pub status: String,
+    /// ISO 4217 code.
+    pub currency: Option<String>,
+    /// The lines.
+    pub items: Vec<ItemResponse>,
+    /// Sum of the lines, in minor units.
+    pub total: Option<i64>,
+    /// Why it was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    /// Carrier, once shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// Tracking number, once shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    /// Stream version (also the `ETag`): send it back in `If-Match` to pin it.
+    pub version: u64,
+    /// Global position of the order's last event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ItemResponse {
+    /// The product.
+    pub product_id: Uuid,
+    /// SKU.
+    pub sku: String,
+    /// Units.
+    pub quantity: u32,
+    /// Price of one unit, minor units.
+    pub unit_price: i64,
+    /// quantity × unit price, minor units.
+    pub line_total: i64,
+}
+
+impl OrderResponse {
+    /// Renders `order` at `version` (position filled in later, once known).
+    pub fn new(id: Uuid, order: &OrderAggregate, version: u64) -> Self {
+        Self {
+            id,
+            customer_id: order.customer_id(),
+            status: order.status().as_str().to_owned(),
+            currency: order.currency().map(|c| c.as_str().to_owned()),
+            items: order
+                .items()
+                .iter()
+                .map(|item| ItemResponse {
+                    product_id: item.product_id(),
+                    sku: item.sku().as_str().to_owned(),
+                    quantity: item.quantity().value(),
+                    unit_price: item.unit_price().amount_minor(),
+                    // Totals were checked for overflow when the order was created.
+                    line_total: item
+                        .line_total()
+                        .map(|m| m.amount_minor())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            total: order.total().map(|t| t.amount_minor()),
+            cancellation_reason: order.cancellation_reason().map(str::to_owned),
+            carrier: order.carrier().map(str::to_owned),
+            tracking_number: order.tracking_number().map(str::to_owned),
+            version,
+            position: None,
+        }
+    }
+}
+
+/// `GET /orders/{id}/events` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// First version to return (default 1).
+    pub from_version: Option<u64>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// A page of an order's events.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsPage {
+    /// Events in version order.
+    pub events: Vec<EventResponse>,
+    /// Pass as `from_version` for the next page; absent on the last page.
+    pub next_from_version: Option<u64>,
+}
+
+/// A stored event.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventResponse {
+    /// Event id (UUID v7).
+    pub event_id: Uuid,
+    /// Version in the order's stream.
+    pub version: u64,
+    /// Global position (absent for a moment after commit on PostgreSQL).
+    pub position: Option<u64>,
+    /// e.g. `OrderCreated`.
+    pub event_type: String,
+    /// Schema version of `payload`.
+    pub schema_version: u32,
+    /// The event's data.
+    pub payload: serde_json::Value,
+    /// Correlation id, causation id, user, timestamp.
+    pub metadata: serde_json::Value,
+    /// Commit time.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<RecordedEvent> for EventResponse {
+    fn from(e: RecordedEvent) -> Self {
+        Self {
+            event_id: e.event_id,
+            version: e.version,
+            position: e.position,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            recorded_at: e.recorded_at,
+        }
+    }
+}

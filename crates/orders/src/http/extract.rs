@@ -1,0 +1,252 @@
+//! Extractors: authenticated caller, JSON bodies with problem+json rejections, and the headers
+//! that steer a command (`If-Match`, `Idempotency-Key`, `X-Correlation-Id`).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{AppState, Problem};
+use crate::auth::Principal;
+
+/// Longest accepted `Idempotency-Key`; enough for a UUID or a client's own scheme.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            Problem::unauthorized(
+                "send `Authorization: Bearer <token>`; mint one with `orders token`",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Problem::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        state
+            .keys
+            .verify(token.trim())
+            .map_err(|e| Problem::unauthorized(e.to_string()))
+    }
+}
+
+/// A JSON body, keeping its raw bytes for the idempotency fingerprint.
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    /// The parsed value.
+    pub value: T,
+    /// The bytes as received.
+    pub raw: Bytes,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        if !is_json(request.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let raw = read_body(request, state).await?;
+        let value = parse_json(&raw)?;
+        Ok(Self { value, raw })
+    }
+}
+
+/// A body that may be empty (then `T::default()`), and must be JSON otherwise.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T> {
+    /// The parsed value, or the default for an empty body.
+    pub value: T,
+    /// The bytes as received.
+    pub raw: Bytes,
+}
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let json = is_json(request.headers());
+        let raw = read_body(request, state).await?;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self {
+                value: T::default(),
+                raw,
+            });
+        }
+        if !json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as JSON with `Content-Type: application/json`, or send no body",
+            ));
+        }
+        Ok(Self {
+            value: parse_json(&raw)?,
+            raw,
+        })
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    rejection.body_text(),
+                )
+            } else {
+                Problem::bad_request("unreadable-body", rejection.body_text())
+            }
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(raw).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            format!("the body does not match the schema: {error}"),
+        ),
+        _ => Problem::bad_request(
+            "malformed-json",
+            format!("the body is not valid JSON: {error}"),
+        ),
+    })
+}
+
+/// The request headers that steer a command.
+#[derive(Debug, Clone)]
+pub struct CommandHeaders {
+    /// From `X-Correlation-Id` if it is a UUID, else the request id.
+    pub correlation_id: Uuid,
+    /// The request id (`X-Request-Id`, set by the server when the client sent none).
+    pub request_id: Option<Uuid>,
+    /// `If-Match`, as a stream version.
+    pub if_match: Option<u64>,
+    /// `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// `traceparent`.
+    pub traceparent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let request_id = text("x-request-id").and_then(|v| Uuid::parse_str(v).ok());
+        let correlation_id = text("x-correlation-id")
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .or(request_id)
+            .unwrap_or_else(Uuid::now_v7);
+        let if_match = match parts.headers.get(header::IF_MATCH) {
+            None => None,
+            Some(value) => Some(parse_if_match(value.to_str().unwrap_or(""))?),
+        };
+        let idempotency_key = match text("idempotency-key") {
+            None => None,
+            Some(key)
+                if key.is_empty()
+                    || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+                    || !key.chars().all(|c| c.is_ascii_graphic()) =>
+            {
+                return Err(Problem::bad_request(
+                    "invalid-idempotency-key",
+                    format!(
+                        "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+                    ),
+                ));
+            }
+            Some(key) => Some(key.to_owned()),
+        };
+        let traceparent = text("traceparent").map(str::to_owned);
+        Ok(Self {
+            correlation_id,
+            request_id,
+            if_match,
+            idempotency_key,
+            traceparent,
+        })
+    }
+}
+
+/// Parses an `If-Match` value carrying one ETag as this API issues them: `"3"` (or `W/"3"`, `3`).
+pub fn parse_if_match(value: &str) -> Result<u64, Problem> {
+    let tag = value.trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    let tag = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(tag);
+    tag.parse().map_err(|_| {
+        Problem::bad_request(
+            "invalid-if-match",
+            format!("If-Match must be one ETag as returned by this API, like \"3\"; got {value:?}"),
+        )
+    })
+}
+
+/// The fingerprint of a request for idempotency: method, path and body.
+pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_the_etags_we_issue() {
+        assert_eq!(parse_if_match("\"3\"").unwrap(), 3);
+        assert_eq!(parse_if_match("W/\"12\"").unwrap(), 12);
+        assert_eq!(parse_if_match(" 7 ").unwrap(), 7);
+        assert!(parse_if_match("*").is_err());
+        assert!(parse_if_match("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn the_request_hash_covers_method_path_and_body() {
+        let base = request_hash("POST", "/orders", b"{}");
+        assert_eq!(base, request_hash("POST", "/orders", b"{}"));
+        assert_ne!(base, request_hash("POST", "/orders", b"{ }"));
+        assert_ne!(base, request_hash("POST", "/orders/1/cancel", b"{}"));
+    }
+}

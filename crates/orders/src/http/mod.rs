@@ -1,0 +1,99 @@
+//! The HTTP API: routes, middleware, and the mapping of every error to a problem+json response.
+
+mod dto;
+mod errors;
+mod extract;
+mod health;
+mod idempotency;
+mod openapi;
+mod orders;
+mod problem;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use dto::{CreateOrderRequest, OrderResponse};
+pub use openapi::ApiDoc;
+pub use problem::Problem;
+
+use crate::auth::JwtKeys;
+use crate::commands::CommandHandler;
+use crate::store::Store;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Executes commands and loads orders.
+    pub handler: CommandHandler<Store>,
+    /// Verifies bearer tokens.
+    pub keys: JwtKeys,
+    /// Set when shutdown begins: readiness turns 503 so load balancers stop sending traffic.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest body accepted (413 above).
+    pub body_limit: usize,
+    /// Longest a request may take (408 after).
+    pub request_timeout: Duration,
+}
+
+/// The whole API with its middleware.
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    let api = Router::new()
+        .route("/orders", post(orders::create_order))
+        .route("/orders/{id}", get(orders::get_order))
+        .route("/orders/{id}/events", get(orders::get_order_events))
+        .route("/orders/{id}/confirm", post(orders::confirm_order))
+        .route("/orders/{id}/cancel", post(orders::cancel_order))
+        .route("/orders/{id}/ship", post(orders::ship_order))
+        .route("/orders/{id}/deliver", post(orders::deliver_order))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .merge(openapi::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    // Outermost first: request id → trace span → panic guard → timeout → compression → body limit.
+    api.layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(Problem::internal())
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-such-route",
+        "no such endpoint; see /openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not take that method; see /openapi.json",
+    )
+}

@@ -1,0 +1,49 @@
+//! The OpenAPI 3.1 document, generated from the handlers, and the docs page (served locally).
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::AppState;
+use super::dto::{
+    CancelOrderRequest, CreateOrderRequest, EventResponse, EventsPage, ItemRequest, ItemResponse,
+    OrderResponse, ShipOrderRequest,
+};
+use super::problem::Problem;
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "orders", description = "Event-sourced order service. Errors are RFC 9457 problem+json. Every write answers with the order's `version` (also the `ETag`) and the global `position` of its last event."),
+    paths(
+        super::orders::create_order, super::orders::get_order, super::orders::get_order_events,
+        super::orders::confirm_order, super::orders::cancel_order, super::orders::ship_order,
+        super::orders::deliver_order, super::health::live, super::health::ready,
+    ),
+    components(schemas(CreateOrderRequest, ItemRequest, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/openapi.json` and the Swagger UI at `/docs` (assets vendored into the binary: no CDN).
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}

@@ -1,0 +1,356 @@
+//! The order endpoints.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::{CancelOrder, CreateOrder, OrderAggregate, OrderCommand, ShipOrder};
+use event_store::EventStore;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::dto::{
+    CancelOrderRequest, CreateOrderRequest, EventsPage, EventsQuery, OrderResponse,
+    ShipOrderRequest,
+};
+use super::extract::{CommandHeaders, JsonBody, OptionalJsonBody};
+use super::idempotency;
+use super::{AppState, Problem};
+use crate::auth::{Principal, Role};
+use crate::commands::{AccessDenied, CommandContext, IdempotencyKey};
+
+/// Largest page of events one request returns.
+const MAX_EVENTS_PAGE: usize = 1_000;
+
+/// Place an order.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = CreateOrderRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a retry returns the original response"),
+        ("X-Correlation-Id" = Option<Uuid>, Header, description = "Correlation id stored in the events' metadata"),
+    ),
+    responses(
+        (status = 201, description = "Created; `Location` and `ETag` set", body = OrderResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer ordering for someone else", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A business rule was violated or the Idempotency-Key was reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    body: JsonBody<CreateOrderRequest>,
+) -> Result<Response, Problem> {
+    let customer_id = match (principal.role, body.value.customer_id) {
+        (Role::Customer, requested) => {
+            let own = principal
+                .customer_id()
+                .ok_or_else(|| Problem::forbidden("customer token without a customer id"))?;
+            if requested.is_some_and(|requested| requested != own) {
+                return Err(Problem::forbidden(
+                    "customers may only place orders for themselves; omit customer_id",
+                ));
+            }
+            own
+        }
+        (Role::Staff, Some(customer)) => customer,
+        (Role::Staff, None) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing-customer-id",
+                "staff must name the customer_id the order is for",
+            ));
+        }
+    };
+    let (currency, items) = body.value.items()?;
+    let order_id = Uuid::now_v7();
+    let command = OrderCommand::Create(CreateOrder {
+        order_id,
+        customer_id,
+        currency,
+        items,
+    });
+    let request = CommandRequest {
+        principal,
+        headers,
+        method: Method::POST,
+        path: "/orders".into(),
+        raw: &body.raw,
+    };
+    run(&state, request, order_id, command, StatusCode::CREATED).await
+}
+
+/// Confirm an order (staff).
+#[utoipa::path(post, path = "/orders/{id}/confirm", tag = "orders", params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version as an ETag, e.g. \"1\"")),
+    responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn confirm_order(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    principal: Principal,
+    headers: CommandHeaders,
+    body: OptionalJsonBody<serde_json::Value>,
+) -> Result<Response, Problem> {
+    staff_only(&principal)?;
+    let request = CommandRequest {
+        principal,
+        headers,
+        method: Method::POST,
+        path: format!("/orders/{id}/confirm"),
+        raw: &body.raw,
+    };
+    run(
+        &state,
+        request,
+        id,
+        OrderCommand::Confirm(Default::default()),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Cancel an order (its customer, or staff).
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = CancelOrderRequest, params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    principal: Principal,
+    headers: CommandHeaders,
+    body: JsonBody<CancelOrderRequest>,
+) -> Result<Response, Problem> {
+    let command = OrderCommand::Cancel(CancelOrder {
+        reason: body.value.reason.clone(),
+    });
+    let request = CommandRequest {
+        principal,
+        headers,
+        method: Method::POST,
+        path: format!("/orders/{id}/cancel"),
+        raw: &body.raw,
+    };
+    run(&state, request, id, command, StatusCode::OK).await
+}
+
+/// Ship an order (staff); carrier and tracking number are optional.
+#[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", request_body(content = Option<ShipOrderRequest>), params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn ship_order(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    principal: Principal,
+    headers: CommandHeaders,
+    body: OptionalJsonBody<ShipOrderRequest>,
+) -> Result<Response, Problem> {
+    staff_only(&principal)?;
+    let ShipOrderRequest {
+        carrier,
+        tracking_number,
+    } = body.value;
+    let command = OrderCommand::Ship(ShipOrder {
+        carrier,
+        tracking_number,
+    });
+    let request = CommandRequest {
+        principal,
+        headers,
+        method: Method::POST,
+        path: format!("/orders/{id}/ship"),
+        raw: &body.raw,
+    };
+    run(&state, request, id, command, StatusCode::OK).await
+}
+
+/// Mark an order delivered (staff).
+#[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn deliver_order(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    principal: Principal,
+    headers: CommandHeaders,
+    body: OptionalJsonBody<serde_json::Value>,
+) -> Result<Response, Problem> {
+    staff_only(&principal)?;
+    let request = CommandRequest {
+        principal,
+        headers,
+        method: Method::POST,
+        path: format!("/orders/{id}/deliver"),
+        raw: &body.raw,
+    };
+    run(
+        &state,
+        request,
+        id,
+        OrderCommand::Deliver(Default::default()),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// An order's current state, with its version as the `ETag`.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
+    responses((status = 200, body = OrderResponse), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    principal: Principal,
+) -> Result<Response, Problem> {
+    let loaded = state.handler.load::<OrderAggregate>(id).await?;
+    if loaded.version == 0 || !principal.can_see(loaded.state.customer_id()) {
+        return Err(Problem::order_not_found(id));
+    }
+    let mut body = OrderResponse::new(id, &loaded.state, loaded.version);
+    body.position = Some(
+        state
+            .handler
+            .store()
+            .global_position(id, loaded.version)
+            .await?,
+    );
+    Ok(with_etag(Json(body).into_response(), loaded.version))
+}
+
+/// An order's events, in version order, a page at a time.
+#[utoipa::path(get, path = "/orders/{id}/events", tag = "orders", params(("id" = Uuid, Path), EventsQuery),
+    responses((status = 200, body = EventsPage), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_order_events(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(query): Query<EventsQuery>,
+    principal: Principal,
+) -> Result<Response, Problem> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+        return Err(Problem::bad_request(
+            "invalid-limit",
+            format!("limit must be 1 to {MAX_EVENTS_PAGE}"),
+        ));
+    }
+    let loaded = state.handler.load::<OrderAggregate>(id).await?;
+    if loaded.version == 0 || !principal.can_see(loaded.state.customer_id()) {
+        return Err(Problem::order_not_found(id));
+    }
+    let from = query.from_version.unwrap_or(1).max(1);
+    let mut events = state
+        .handler
+        .store()
+        .load_events_from_version(id, from)
+        .await?;
+    let next_from_version = (events.len() > limit).then(|| from + limit as u64);
+    events.truncate(limit);
+    let page = EventsPage {
+        events: events.into_iter().map(Into::into).collect(),
+        next_from_version,
+    };
+    Ok(with_etag(Json(page).into_response(), loaded.version))
+}
+
+fn staff_only(principal: &Principal) -> Result<(), Problem> {
+    match principal.role {
+        Role::Staff => Ok(()),
+        Role::Customer => Err(Problem::forbidden(
+            "only staff may confirm, ship or deliver orders",
+        )),
+    }
+}
+
+/// What every command endpoint passes to [`run`].
+pub(super) struct CommandRequest<'a> {
+    pub principal: Principal,
+    pub headers: CommandHeaders,
+    pub method: Method,
+    pub path: String,
+    pub raw: &'a [u8],
+}
+
+/// Executes `command` on order `id`, honouring `If-Match` and `Idempotency-Key`.
+async fn run(
+    state: &AppState,
+    request: CommandRequest<'_>,
+    id: Uuid,
+    command: OrderCommand,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    let CommandRequest {
+        principal,
+        headers,
+        method,
+        path,
+        raw,
+    } = request;
+    let key = headers.idempotency_key.as_ref().map(|key| IdempotencyKey {
+        scope: principal.subject.clone(),
+        key: key.clone(),
+        request_hash: super::extract::request_hash(method.as_str(), &path, raw),
+    });
+    if let Some(key) = &key
+        && let Some(replayed) = idempotency::replay(state, key).await?
+    {
+        return Ok(replayed);
+    }
+    let context = CommandContext {
+        correlation_id: headers.correlation_id,
+        causation_id: headers.request_id,
+        user_id: Some(principal.subject.clone()),
+        expected_version: headers.if_match,
+        idempotency: key.clone(),
+        traceparent: headers.traceparent.clone(),
+    };
+    let guard = |order: &OrderAggregate| match order.customer_id() {
+        Some(owner) if !principal.can_see(Some(owner)) => Err(AccessDenied::NotFound),
+        // A customer acting on an order that does not exist: the same 404 as someone else's.
+        None if principal.role == Role::Customer && !matches!(command, OrderCommand::Create(_)) => {
+            Err(AccessDenied::NotFound)
+        }
+        _ => Ok(()),
+    };
+    let render = |order: &OrderAggregate, version: u64| json!({ "status": status.as_u16(), "body": OrderResponse::new(id, order, version) });
+    let outcome = match state
+        .handler
+        .execute::<OrderAggregate>(id, command.clone(), &context, guard, render)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(crate::commands::CommandError::IdempotencyKeyUsed) => {
+            // A concurrent request with the same key committed first: answer as it was answered.
+            let key = key.as_ref().ok_or_else(Problem::internal)?;
+            return idempotency::replay(state, key)
+                .await?
+                .ok_or_else(Problem::internal);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let mut body = OrderResponse::new(id, &outcome.state, outcome.version);
+    body.position = Some(outcome.position);
+    Ok(command_response(status, body))
+}
+
+/// The response of an accepted command: JSON body, `ETag`, and `Location` for a creation.
+pub(super) fn command_response(status: StatusCode, body: OrderResponse) -> Response {
+    let (id, version) = (body.id, body.version);
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::from_str(&format!("/orders/{id}"))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    with_etag(response, version)
+}
+
+fn with_etag(mut response: Response, version: u64) -> Response {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}

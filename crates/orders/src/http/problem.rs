@@ -1,0 +1,110 @@
+//! RFC 9457 problem details: every error response of the API.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An `application/problem+json` body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (stable; `code` is its last segment).
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short, human-readable summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence and what to do about it.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `invalid-transition`.
+    pub code: String,
+    /// The stream version the client's request was checked against, for version conflicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    www_authenticate: bool,
+}
+
+impl Problem {
+    /// A problem with `status`, a stable `code`, and a `detail` for the client.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("urn:orders:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+            current_version: None,
+            www_authenticate: false,
+        }
+    }
+
+    /// Adds the stream's current version.
+    pub fn with_current_version(mut self, version: u64) -> Self {
+        self.current_version = Some(version);
+        self
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 401: missing or invalid credentials (adds `WWW-Authenticate: Bearer`).
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        let mut problem = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+        problem.www_authenticate = true;
+        problem
+    }
+
+    /// 403: authenticated, but the role may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 404 for an order the caller cannot see (it may not exist, or belong to someone else).
+    pub fn order_not_found(id: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "order-not-found",
+            format!("there is no order {id}"),
+        )
+    }
+
+    /// 503 with no internal detail: the details are in the log.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            "the event store is unavailable; retry later",
+        )
+    }
+
+    /// 500 with no internal detail.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "the server failed to handle the request; the details are in its log",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,22 @@
+//! The `orders` binary. `orders` alone (or `orders serve`) runs the service; see `orders --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = orders::cli::Cli::parse();
+    if let Err(error) = common::telemetry::init(&cli.telemetry) {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
+    match orders::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
