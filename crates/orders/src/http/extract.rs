@@ -2,7 +2,7 @@
 //! that steer a command (`If-Match`, `Idempotency-Key`, `X-Correlation-Id`).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -35,6 +35,41 @@ impl FromRequestParts<AppState> for Principal {
             .keys
             .verify(token.trim())
             .map_err(|e| Problem::unauthorized(e.to_string()))
+    }
+}
+
+/// The `{id}` path segment as an order id; anything but a UUID is a 400 problem.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for OrderId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| Problem::bad_request("invalid-path", rejection.body_text()))?;
+        Uuid::parse_str(&raw).map(OrderId).map_err(|_| {
+            Problem::bad_request(
+                "invalid-path",
+                format!("{raw:?} is not an order id (a UUID)"),
+            )
+        })
+    }
+}
+
+/// Query parameters; a malformed query string is a 400 problem.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|rejection| Problem::bad_request("invalid-query", rejection.body_text()))
     }
 }
 

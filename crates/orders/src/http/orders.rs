@@ -1,7 +1,7 @@
 //! The order endpoints.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{CancelOrder, CreateOrder, OrderAggregate, OrderCommand, ShipOrder};
@@ -13,7 +13,7 @@ use super::dto::{
     CancelOrderRequest, CreateOrderRequest, EventsPage, EventsQuery, OrderResponse,
     ShipOrderRequest,
 };
-use super::extract::{CommandHeaders, JsonBody, OptionalJsonBody};
+use super::extract::{ApiQuery, CommandHeaders, JsonBody, OptionalJsonBody, OrderId};
 use super::idempotency;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
@@ -90,7 +90,7 @@ pub async fn create_order(
     security(("bearer" = [])))]
 pub async fn confirm_order(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    OrderId(id): OrderId,
     principal: Principal,
     headers: CommandHeaders,
     body: OptionalJsonBody<serde_json::Value>,
@@ -119,7 +119,7 @@ pub async fn confirm_order(
     security(("bearer" = [])))]
 pub async fn cancel_order(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    OrderId(id): OrderId,
     principal: Principal,
     headers: CommandHeaders,
     body: JsonBody<CancelOrderRequest>,
@@ -143,7 +143,7 @@ pub async fn cancel_order(
     security(("bearer" = [])))]
 pub async fn ship_order(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    OrderId(id): OrderId,
     principal: Principal,
     headers: CommandHeaders,
     body: OptionalJsonBody<ShipOrderRequest>,
@@ -173,7 +173,7 @@ pub async fn ship_order(
     security(("bearer" = [])))]
 pub async fn deliver_order(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    OrderId(id): OrderId,
     principal: Principal,
     headers: CommandHeaders,
     body: OptionalJsonBody<serde_json::Value>,
@@ -202,7 +202,7 @@ pub async fn deliver_order(
     security(("bearer" = [])))]
 pub async fn get_order(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    OrderId(id): OrderId,
     principal: Principal,
 ) -> Result<Response, Problem> {
     let loaded = state.handler.load::<OrderAggregate>(id).await?;
@@ -226,8 +226,8 @@ pub async fn get_order(
     security(("bearer" = [])))]
 pub async fn get_order_events(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-    Query(query): Query<EventsQuery>,
+    OrderId(id): OrderId,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     principal: Principal,
 ) -> Result<Response, Problem> {
     let limit = query.limit.unwrap_or(100);
