@@ -3,9 +3,6 @@ CREATE TABLE events (
     -- Insertion order. Assigned at insert, so it has holes (rollbacks) and commits out of order:
     -- internal only, never shown to readers.
     seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    -- Dense, gap-free place in the global feed, assigned after commit by the sequencer
-    -- (orders_sequence_events). NULL until then.
-    position       BIGINT,
     event_id       UUID        NOT NULL,
     aggregate_id   UUID        NOT NULL,
     aggregate_type TEXT        NOT NULL,
@@ -21,33 +18,44 @@ CREATE TABLE events (
     CONSTRAINT events_event_id_key UNIQUE (event_id)
 );
 
--- The feed: read by position. Partial, so an insert (position NULL) does not touch it.
-CREATE UNIQUE INDEX events_position_key ON events (position) WHERE position IS NOT NULL;
+-- Committed events not yet numbered: the sequencer's work queue. The append inserts into it in the
+-- same statement as the events; the sequencer deletes what it numbers. It stays tiny.
+CREATE TABLE feed_queue (
+    seq BIGINT PRIMARY KEY
+);
 
--- The sequencer's work queue: only rows not yet numbered, so it stays tiny.
-CREATE INDEX events_unsequenced_idx ON events (seq) WHERE position IS NULL;
+-- The global feed: a dense, gap-free position for every committed event, assigned after commit by
+-- the sequencer. A narrow insert-only table, so numbering never rewrites the (wide) event row.
+CREATE TABLE event_positions (
+    position BIGINT PRIMARY KEY,
+    seq      BIGINT NOT NULL UNIQUE
+);
 
 -- Numbers committed events in a stable order. Only one sequencer runs at a time (advisory lock),
 -- and each statement below sees everything committed before the lock was granted, so positions are
 -- handed out in one place, densely, after commit: a reader of "position > n" can never pass an event
--- that becomes visible later. Returns how many events it numbered.
+-- that becomes visible later. Feed readers are woken with NOTIFY orders_feed (they also poll).
+-- Returns how many events it numbered.
 CREATE FUNCTION orders_sequence_events(batch_size INTEGER) RETURNS BIGINT
 LANGUAGE plpgsql AS $$
 DECLARE
     numbered BIGINT;
 BEGIN
     PERFORM pg_advisory_xact_lock(7308733150613716273); -- hash of 'orders.sequencer'
-    WITH head AS (
-        SELECT COALESCE(MAX(position), 0) AS last FROM events WHERE position IS NOT NULL
-    ), pending AS (
-        SELECT seq, row_number() OVER (ORDER BY seq) AS rn
-        FROM (SELECT seq FROM events WHERE position IS NULL ORDER BY seq LIMIT batch_size) p
+    WITH taken AS (
+        DELETE FROM feed_queue
+        WHERE seq IN (SELECT seq FROM feed_queue ORDER BY seq LIMIT batch_size)
+        RETURNING seq
+    ), head AS (
+        SELECT COALESCE(MAX(position), 0) AS last FROM event_positions
     )
-    UPDATE events e
-    SET position = head.last + pending.rn
-    FROM pending, head
-    WHERE e.seq = pending.seq;
+    INSERT INTO event_positions (position, seq)
+    SELECT head.last + row_number() OVER (ORDER BY taken.seq), taken.seq
+    FROM taken, head;
     GET DIAGNOSTICS numbered = ROW_COUNT;
+    IF numbered > 0 THEN
+        PERFORM pg_notify('orders_feed', '');
+    END IF;
     RETURN numbered;
 END;
 $$;

@@ -93,7 +93,7 @@ pub async fn warm_pool(pool: &PgPool, connections: usize) -> anyhow::Result<()> 
 
 /// Events the sequencer has not numbered yet.
 pub async fn unsequenced(pool: &PgPool) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE position IS NULL")
+    sqlx::query_scalar("SELECT COUNT(*) FROM feed_queue")
         .fetch_one(pool)
         .await
         .context("cannot count unsequenced events")

@@ -12,8 +12,9 @@ use crate::rows::unsigned;
 /// Each retry re-reads the version, so it only loops while other writers keep winning.
 const RACE_RETRIES: usize = 20;
 
-/// Reads the stream version, checks it lies in `[$3, $4]`, then inserts the events (and the
-/// idempotency record) only if it does. A single statement is atomic on its own.
+/// Reads the stream version, checks it lies in `[$3, $4]`, then inserts the events, their entries
+/// in the sequencer's queue and the idempotency record, only if it does. A single statement is
+/// atomic on its own.
 const APPEND_SQL: &str = r#"
 WITH current_version AS (
     SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE aggregate_id = $1
@@ -30,7 +31,9 @@ WITH current_version AS (
     FROM accepted,
          UNNEST($5::uuid[], $6::text[], $7::int4[], $8::jsonb[], $9::jsonb[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-    RETURNING version
+    RETURNING seq
+), queued AS (
+    INSERT INTO feed_queue (seq) SELECT seq FROM inserted
 )
 SELECT (SELECT v FROM current_version) AS current_version,
        (SELECT COUNT(*) FROM inserted) AS inserted
@@ -148,7 +151,9 @@ async fn explain_refusal(
 ) -> Result<AppendResult, EventStoreError> {
     let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
     let rows = sqlx::query(
-        "SELECT event_id, aggregate_id, version, position FROM events WHERE event_id = ANY($1)",
+        "SELECT e.event_id, e.aggregate_id, e.version, p.position
+         FROM events e LEFT JOIN event_positions p ON p.seq = e.seq
+         WHERE e.event_id = ANY($1)",
     )
     .bind(&ids)
     .fetch_all(pool)

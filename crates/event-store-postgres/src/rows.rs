@@ -6,9 +6,9 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-/// The columns [`recorded_event`] reads, in a `SELECT` list.
-pub(crate) const EVENT_COLUMNS: &str = "event_id, aggregate_id, aggregate_type, version, position, \
-     event_type, schema_version, payload, metadata, recorded_at";
+/// The columns [`recorded_event`] reads, from `events e LEFT JOIN event_positions p`.
+pub(crate) const EVENT_COLUMNS: &str = "e.event_id, e.aggregate_id, e.aggregate_type, e.version, \
+     p.position, e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at";
 
 /// A non-negative database integer as `u64`, or a `Corrupt` error naming the column.
 pub(crate) fn unsigned(value: i64, column: &str) -> Result<u64, EventStoreError> {

@@ -1,8 +1,9 @@
 //! The post-commit sequencer: numbers committed events with dense global positions.
 //!
-//! Writers insert events with `position = NULL`. The sequencer calls `orders_sequence_events`,
-//! which takes a transaction-scoped advisory lock (so sequencers of every instance take turns) and
-//! numbers every committed, unnumbered event in insertion order. Because it only ever sees committed
+//! Writers insert events and queue them in `feed_queue`. The sequencer calls
+//! `orders_sequence_events`, which takes a transaction-scoped advisory lock (so sequencers of every
+//! instance take turns) and numbers every committed, queued event in insertion order into the
+//! narrow `event_positions` table (the event rows themselves are never rewritten). Because it only ever sees committed
 //! rows and commits its numbering atomically, a reader of `position > n` can never skip an event
 //! that commits late, rolled-back writes leave no hole, and positions are plain data that survive
 //! `pg_dump`/restore. The price: an event's position is known a moment after its commit.
@@ -22,6 +23,10 @@ const BATCH_SIZE: i32 = 5_000;
 /// How often the sequencer looks for work nobody told it about (appends from other instances or
 /// processes). Appends from this process wake it at once.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// After a wake-up, wait this long before numbering, so one sequencer commit covers the appends of
+/// a burst instead of adding a commit per append (measured: 1.87 commits per append without it).
+const COALESCE_WINDOW: Duration = Duration::from_millis(2);
 
 /// Pause after a database error before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
@@ -78,7 +83,12 @@ async fn run(pool: PgPool, wake: Arc<Notify>, rounds: watch::Sender<(u64, u64)>)
             }
         }
         rounds.send_modify(|(started, finished)| *finished = *started);
-        let _ = tokio::time::timeout(POLL_INTERVAL, wake.notified()).await;
+        if tokio::time::timeout(POLL_INTERVAL, wake.notified())
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(COALESCE_WINDOW).await;
+        }
     }
 }
 

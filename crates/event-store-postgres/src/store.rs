@@ -77,12 +77,15 @@ impl PostgresEventStore {
     }
 
     async fn position_now(&self, aggregate_id: Uuid, version: u64) -> Result<Option<Option<i64>>> {
-        sqlx::query_scalar("SELECT position FROM events WHERE aggregate_id = $1 AND version = $2")
-            .bind(aggregate_id)
-            .bind(signed(version)?)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)
+        sqlx::query_scalar(
+            "SELECT p.position FROM events e LEFT JOIN event_positions p ON p.seq = e.seq
+             WHERE e.aggregate_id = $1 AND e.version = $2",
+        )
+        .bind(aggregate_id)
+        .bind(signed(version)?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
     }
 }
 
@@ -102,7 +105,8 @@ impl EventStore for PostgresEventStore {
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 AND version >= $2 ORDER BY version"
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN event_positions p ON p.seq = e.seq
+             WHERE e.aggregate_id = $1 AND e.version >= $2 ORDER BY e.version"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(aggregate_id)
@@ -162,7 +166,8 @@ impl EventStore for PostgresEventStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            "SELECT {EVENT_COLUMNS} FROM event_positions p JOIN events e ON e.seq = p.seq
+             WHERE p.position > $1 ORDER BY p.position LIMIT $2"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(signed(after)?)
