@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{
@@ -10,6 +11,7 @@ use event_store::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::rows::{EVENT_COLUMNS, json, recorded_event, signed, unsigned};
@@ -39,6 +41,8 @@ pub struct SqliteEventStore {
     /// Exactly one connection: SQLite has one writer, so writers queue here rather than in SQLite.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Counts appends committed by this process; feed readers wait on it instead of polling.
+    appended: Arc<watch::Sender<u64>>,
 }
 
 /// Any database error: the store is unavailable (the cause stays attached as the source).
@@ -80,7 +84,11 @@ impl SqliteEventStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(unavailable)?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            appended: Arc::new(watch::Sender::new(0)),
+        })
     }
 
     /// Applies the embedded migrations that are not applied yet.
@@ -100,6 +108,11 @@ impl SqliteEventStore {
     pub fn reader(&self) -> &SqlitePool {
         &self.reader
     }
+
+    /// Changes whenever this process commits an append (wake-up for feed readers).
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
 }
 
 impl EventStore for SqliteEventStore {
@@ -109,6 +122,7 @@ impl EventStore for SqliteEventStore {
         let result = append::append(&mut tx, &request).await?;
         if !result.deduplicated {
             tx.commit().await.map_err(unavailable)?;
+            self.appended.send_modify(|count| *count += 1);
         }
         Ok(result)
     }

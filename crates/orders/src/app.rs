@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{JwtKeys, load_or_create_secret};
+use crate::cache::{CacheConfig, OrderCache};
 use crate::cli::ServeArgs;
 use crate::commands::{CommandHandler, HandlerConfig};
 use crate::http::{AppState, HttpLimits, router};
+use crate::projections::Projections;
 use crate::store::Store;
 
 /// Everything [`Application::build`] needs.
@@ -27,6 +29,12 @@ pub struct AppConfig {
     pub jwt_secret: Option<String>,
     /// Command handling.
     pub handler: HandlerConfig,
+    /// Redis URL for the order cache; `None` runs without a cache.
+    pub redis_url: Option<String>,
+    /// Cache settings.
+    pub cache: CacheConfig,
+    /// Longest a query waits for the read model to reach a position.
+    pub read_wait: Duration,
 }
 
 impl From<ServeArgs> for AppConfig {
@@ -39,6 +47,13 @@ impl From<ServeArgs> for AppConfig {
                 snapshot_every: args.snapshot_every,
                 ..HandlerConfig::default()
             },
+            redis_url: args.redis_url,
+            cache: CacheConfig {
+                prefix: args.cache_prefix,
+                timeout: args.cache_timeout,
+                ttl: args.cache_ttl,
+            },
+            read_wait: args.read_wait,
         }
     }
 }
@@ -63,12 +78,20 @@ impl Application {
                 config.server.listen
             )
         })?;
+        let (shutdown, _) = watch::channel(false);
+        let projections = Projections::start(&store, shutdown.subscribe()).await?;
+        let cache = match &config.redis_url {
+            Some(url) => Some(OrderCache::connect(url, config.cache.clone()).await?),
+            None => None,
+        };
         let state = AppState {
             handler: CommandHandler::new(store, config.handler),
             keys: JwtKeys::new(&secret),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            projections,
+            cache,
+            read_wait: config.read_wait,
         };
-        let (shutdown, _) = watch::channel(false);
         Ok(Self {
             listener,
             state,
@@ -105,6 +128,10 @@ impl Application {
         };
         let addr = self.local_addr();
         println!("orders listening on http://{addr} ({database})");
+        match &self.config.redis_url {
+            Some(url) => println!("  cache:      Redis {}", redact_password(url)),
+            None => println!("  cache:      none (set REDIS_URL to cache orders in Redis)"),
+        }
         println!("  API docs:   http://{addr}/docs   (OpenAPI: http://{addr}/openapi.json)");
         println!(
             "  get a token: orders token --role staff --sub ops   |   orders token --role customer --sub <customer-uuid>"

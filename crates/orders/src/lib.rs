@@ -6,6 +6,7 @@
 //! - [`http`]: the axum API, problem+json errors, auth extractors, OpenAPI;
 //! - [`auth`]: bearer JWTs and roles;
 //! - [`store`]: the backend the configuration selects;
+//! - [`projections`]: read models kept current from the global feed; [`cache`]: Redis cache-aside;
 //! - [`app`]: wiring and the server's lifecycle (start, graceful shutdown);
 //! - [`cli`]: the `orders` binary's subcommands.
 //!
@@ -59,7 +60,9 @@
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod http;
+pub mod projections;
 pub mod store;

@@ -4,3 +4,5 @@
 //! they are never skipped.
 
 pub mod postgres;
+pub mod proxy;
+pub mod redis;

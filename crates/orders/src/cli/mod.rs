@@ -1,5 +1,6 @@
 //! The binary's command line: `serve` (the default), `migrate`, `token`.
 
+mod projections;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Print a bearer token signed with the configured secret.
     Token(token::TokenArgs),
+    /// Inspect and rebuild read models.
+    #[command(subcommand)]
+    Projections(projections::ProjectionsCommand),
 }
 
 /// Settings of `serve`.
@@ -46,6 +50,21 @@ pub struct ServeArgs {
     /// Snapshot an order every this many events (0 = never).
     #[arg(long, env = "ORDERS_SNAPSHOT_EVERY", default_value_t = 100)]
     pub snapshot_every: u64,
+    /// Redis for the order cache (`redis://127.0.0.1:6379`). Unset: no cache.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every cache key.
+    #[arg(long, env = "ORDERS_CACHE_PREFIX", default_value = "orders:")]
+    pub cache_prefix: String,
+    /// Longest wait for Redis before answering from the database.
+    #[arg(long, env = "ORDERS_CACHE_TIMEOUT", default_value = "50ms", value_parser = common::config::parse_duration)]
+    pub cache_timeout: std::time::Duration,
+    /// How long an unused cache entry lives.
+    #[arg(long, env = "ORDERS_CACHE_TTL", default_value = "10m", value_parser = common::config::parse_duration)]
+    pub cache_ttl: std::time::Duration,
+    /// Longest a query with `min_position` waits for the read model.
+    #[arg(long, env = "ORDERS_READ_WAIT", default_value = "5s", value_parser = common::config::parse_duration)]
+    pub read_wait: std::time::Duration,
 }
 
 /// Settings of `migrate`.
@@ -75,5 +94,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => token::run(args),
+        Command::Projections(command) => projections::run(command).await,
     }
 }

@@ -8,6 +8,7 @@ mod idempotency;
 mod openapi;
 mod orders;
 mod problem;
+mod queries;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,7 +29,9 @@ pub use openapi::ApiDoc;
 pub use problem::Problem;
 
 use crate::auth::JwtKeys;
+use crate::cache::OrderCache;
 use crate::commands::CommandHandler;
+use crate::projections::Projections;
 use crate::store::Store;
 
 /// What every handler shares.
@@ -40,6 +43,12 @@ pub struct AppState {
     pub keys: JwtKeys,
     /// Set when shutdown begins: readiness turns 503 so load balancers stop sending traffic.
     pub shutting_down: Arc<AtomicBool>,
+    /// The read side.
+    pub projections: Projections,
+    /// Redis cache of orders, when configured.
+    pub cache: Option<OrderCache>,
+    /// Longest a query waits for the read model to reach `min_position`.
+    pub read_wait: Duration,
 }
 
 /// Limits applied to every request.
@@ -54,7 +63,11 @@ pub struct HttpLimits {
 /// The whole API with its middleware.
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
     let api = Router::new()
-        .route("/orders", post(orders::create_order))
+        .route(
+            "/orders",
+            post(orders::create_order).get(queries::list_orders),
+        )
+        .route("/stats", get(queries::stats))
         .route("/orders/{id}", get(orders::get_order))
         .route("/orders/{id}/events", get(orders::get_order_events))
         .route("/orders/{id}/confirm", post(orders::confirm_order))
@@ -68,7 +81,8 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     // Outermost first: request id → trace span → panic guard → timeout → compression → body limit.
-    api.layer(DefaultBodyLimit::max(limits.body_limit))
+    api.layer(axum::middleware::map_response(queries_retry_after))
+        .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
         .layer(CatchPanicLayer::custom(|_| {
@@ -80,6 +94,10 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn queries_retry_after(response: axum::response::Response) -> axum::response::Response {
+    queries::retry_after(response)
 }
 
 async fn not_found() -> Problem {

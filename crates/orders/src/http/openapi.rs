@@ -20,8 +20,10 @@ use super::problem::Problem;
         super::orders::create_order, super::orders::get_order, super::orders::get_order_events,
         super::orders::confirm_order, super::orders::cancel_order, super::orders::ship_order,
         super::orders::deliver_order, super::health::live, super::health::ready,
+        super::queries::list_orders, super::queries::stats,
     ),
-    components(schemas(CreateOrderRequest, ItemRequest, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem)),
+    components(schemas(CreateOrderRequest, ItemRequest, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem,
+        super::queries::OrderPage, crate::projections::OrderView, crate::projections::Stats)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

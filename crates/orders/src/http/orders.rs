@@ -205,18 +205,32 @@ pub async fn get_order(
     OrderId(id): OrderId,
     principal: Principal,
 ) -> Result<Response, Problem> {
+    let store = state.handler.store();
+    let version = store.get_current_version(id).await?;
+    if version == 0 {
+        return Err(Problem::order_not_found(id));
+    }
+    // The cache is used only when it holds exactly the stream's current version.
+    if let Some(cache) = &state.cache
+        && let Some(cached) = cache.get(id, version).await
+        && let Ok(body) = serde_json::from_str::<OrderResponse>(&cached)
+    {
+        if !principal.can_see(body.customer_id) {
+            return Err(Problem::order_not_found(id));
+        }
+        return Ok(with_etag(Json(body).into_response(), version));
+    }
     let loaded = state.handler.load::<OrderAggregate>(id).await?;
     if loaded.version == 0 || !principal.can_see(loaded.state.customer_id()) {
         return Err(Problem::order_not_found(id));
     }
     let mut body = OrderResponse::new(id, &loaded.state, loaded.version);
-    body.position = Some(
-        state
-            .handler
-            .store()
-            .global_position(id, loaded.version)
-            .await?,
-    );
+    body.position = Some(store.global_position(id, loaded.version).await?);
+    if let Some(cache) = &state.cache
+        && let Ok(json) = serde_json::to_string(&body)
+    {
+        cache.put(id, loaded.version, &json).await;
+    }
     Ok(with_etag(Json(body).into_response(), loaded.version))
 }
 

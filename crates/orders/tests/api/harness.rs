@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::{DatabaseConfig, ServerConfig};
 use orders::app::{AppConfig, Application};
 use orders::auth::{JwtKeys, Role};
+use orders::cache::CacheConfig;
 use orders::commands::HandlerConfig;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -34,6 +35,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], after `customize` had its say on the configuration.
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let database_url = match backend {
         Backend::Sqlite => None,
@@ -56,7 +62,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             snapshot_every: 3,
             max_attempts: 5,
         },
+        redis_url: Some(test_support::redis::url()),
+        cache: CacheConfig {
+            prefix: test_support::redis::unique_prefix(),
+            timeout: Duration::from_millis(100),
+            ttl: Duration::from_secs(60),
+        },
+        read_wait: Duration::from_secs(3),
     };
+    let mut config = config;
+    customize(&mut config);
     start(config, database_url, data_dir).await
 }
 
@@ -134,6 +149,21 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: Value = response.json().await.unwrap();
         body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// The read model of the service's database (a second handle on it).
+    pub async fn read_model(&self) -> orders::projections::ReadModel {
+        let store = orders::store::Store::open(&self.config.database)
+            .await
+            .unwrap();
+        orders::projections::ReadModel::for_store(&store)
+    }
+
+    /// `GET` with query parameters, as staff unless a token is given.
+    pub async fn query(&self, path: &str, token: &str) -> Value {
+        let response = self.get(path, token).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.unwrap()
     }
 
     /// The event types of an order's stream, read as staff.

@@ -1,0 +1,66 @@
+# Developer shortcuts. Each target is one or two plain commands; read them rather than trust them.
+
+# The PostgreSQL database `db-reset` recreates (and `migrate` uses, if set in the environment).
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orders
+# Extra flags for store-bench, e.g. `make bench BENCH_ARGS="--duration 5s"`.
+BENCH_ARGS ?=
+
+.PHONY: help build test test-unit test-int fmt lint migrate db-reset dev docker-up docker-down bench
+
+help:
+	@echo "build        release build of the service (target/release/orders)"
+	@echo "test         the whole test suite (needs PostgreSQL; see README, Testing)"
+	@echo "test-unit    unit tests and doctests, no database"
+	@echo "test-int     integration tests (needs PostgreSQL)"
+	@echo "fmt          format the code"
+	@echo "lint         check formatting and run clippy with warnings as errors"
+	@echo "migrate      apply migrations to DATABASE_URL (unset: the embedded SQLite file)"
+	@echo "db-reset     drop and recreate the PostgreSQL database named by DATABASE_URL"
+	@echo "dev          run the service (debug build)"
+	@echo "docker-up    start PostgreSQL, Redis, Kafka, Kafka UI and pgAdmin"
+	@echo "docker-down  stop them (volumes are kept)"
+	@echo "bench        store-bench: event store appends against raw inserts"
+
+build:
+	cargo build --release
+
+test:
+	cargo nextest run --workspace --all-features
+
+test-unit:
+	cargo nextest run --workspace --lib --bins
+	cargo test --workspace --doc
+
+test-int:
+	cargo nextest run --workspace --all-features --test '*'
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all --check && cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+migrate:
+	cargo run --release -- migrate
+
+# Drops and recreates the database named by DATABASE_URL (default: `orders` on
+# postgres@127.0.0.1:5432), connecting to the `postgres` database of the same server. Terminates
+# open connections to it first. Every event in it is lost.
+db-reset:
+	@db="$$(printf '%s' '$(DATABASE_URL)' | sed -E 's#^[^?]*/([^/?]+)(\?.*)?$$#\1#')"; \
+	server="$$(printf '%s' '$(DATABASE_URL)' | sed -E 's#^([^?]*/)[^/?]+(\?.*)?$$#\1postgres\2#')"; \
+	echo "recreating database $$db"; \
+	dropdb --if-exists --force --maintenance-db="$$server" "$$db" && \
+	createdb --maintenance-db="$$server" "$$db"
+
+dev:
+	cargo run
+
+docker-up:
+	docker compose up -d
+
+docker-down:
+	docker compose down
+
+bench:
+	cargo run --release -p bench --bin store-bench -- $(BENCH_ARGS)

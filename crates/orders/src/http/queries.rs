@@ -1,0 +1,187 @@
+//! Queries served by the read model: lists and the summary, with read-your-writes.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::extract::ApiQuery;
+use super::{AppState, Problem};
+use crate::auth::{Principal, Role};
+use crate::projections::{ListQuery, ORDERS_PROJECTION, OrderView, Stats};
+
+/// Largest page of `GET /orders`.
+const MAX_PAGE: usize = 100;
+
+/// `GET /orders` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only this customer's orders (customers: only their own, the default).
+    pub customer: Option<Uuid>,
+    /// Only orders with this status.
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<usize>,
+    /// Wait until the read model includes this global position (from a write's response).
+    pub min_position: Option<u64>,
+}
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    /// The orders.
+    pub orders: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+    /// The read model's checkpoint when it answered.
+    pub position: u64,
+}
+
+/// `GET /stats` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// Wait until the read model includes this global position.
+    pub min_position: Option<u64>,
+}
+
+const STATUSES: [&str; 5] = ["created", "confirmed", "shipped", "delivered", "cancelled"];
+
+/// Orders, filtered by customer and status, a page at a time.
+#[utoipa::path(get, path = "/orders", tag = "queries", params(ListParams),
+    responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 503, description = "The read model did not reach min_position in time", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Response, Problem> {
+    let customer_id = match principal.role {
+        Role::Staff => params.customer,
+        Role::Customer => {
+            let own = principal.customer_id();
+            if params.customer.is_some() && params.customer != own {
+                return Err(Problem::forbidden(
+                    "customers may only list their own orders",
+                ));
+            }
+            own
+        }
+    };
+    if let Some(status) = &params.status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(Problem::bad_request(
+            "invalid-status",
+            format!("status must be one of {}", STATUSES.join(", ")),
+        ));
+    }
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::bad_request(
+            "invalid-limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let generation = caught_up(&state, params.min_position).await?;
+    let query = ListQuery {
+        customer_id,
+        status: params.status,
+        before: params.cursor,
+        limit: limit + 1,
+    };
+    let mut orders = state
+        .projections
+        .read_model
+        .list(generation.0, &query)
+        .await
+        .map_err(read_model_down)?;
+    let next_cursor = (orders.len() > limit).then(|| orders[limit - 1].order_id);
+    orders.truncate(limit);
+    Ok(Json(OrderPage {
+        orders,
+        next_cursor,
+        position: generation.1,
+    })
+    .into_response())
+}
+
+/// Orders by status and revenue per day and currency (staff).
+#[utoipa::path(get, path = "/stats", tag = "queries", params(StatsParams),
+    responses((status = 200, body = Stats), (status = 403, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn stats(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Response, Problem> {
+    if principal.role != Role::Staff {
+        return Err(Problem::forbidden("only staff may read the summary"));
+    }
+    let (generation, _) = caught_up(&state, params.min_position).await?;
+    let stats = state
+        .projections
+        .read_model
+        .stats(generation)
+        .await
+        .map_err(read_model_down)?;
+    Ok(Json(stats).into_response())
+}
+
+/// Waits (bounded) for the read model to include `min_position`; returns (generation, checkpoint).
+async fn caught_up(state: &AppState, min_position: Option<u64>) -> Result<(i32, u64), Problem> {
+    if let Some(position) = min_position
+        && !state.projections.wait_for(position, state.read_wait).await
+    {
+        // Another instance may be the one applying events: check the durable checkpoint too.
+        let (_, checkpoint) = current(state).await?;
+        if checkpoint < position {
+            return Err(behind(position, checkpoint, state.read_wait));
+        }
+    }
+    current(state).await
+}
+
+async fn current(state: &AppState) -> Result<(i32, u64), Problem> {
+    state
+        .projections
+        .read_model
+        .state(ORDERS_PROJECTION)
+        .await
+        .map_err(read_model_down)?
+        .ok_or_else(Problem::unavailable)
+}
+
+fn behind(wanted: u64, checkpoint: u64, waited: Duration) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "read-model-behind",
+        format!(
+            "the read model is at position {checkpoint}, not yet {wanted}, after waiting {waited:?}; retry shortly"
+        ),
+    )
+}
+
+fn read_model_down(error: sqlx::Error) -> Problem {
+    tracing::error!(%error, "read model query failed");
+    Problem::unavailable()
+}
+
+/// Adds `Retry-After` to a 503 problem response.
+pub fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
