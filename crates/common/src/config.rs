@@ -110,11 +110,11 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryConfig {
     /// Log filter in `tracing` syntax (e.g. `info`, `orders=debug,sqlx=warn`).
-    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
 
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 }
 

@@ -31,6 +31,7 @@ WITH current_version AS (
     FROM accepted,
          UNNEST($5::uuid[], $6::text[], $7::int4[], $8::jsonb[], $9::jsonb[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
+    ORDER BY e.ord -- seq (and so feed order) follows version order within the batch
     RETURNING seq
 ), queued AS (
     INSERT INTO feed_queue (seq) SELECT seq FROM inserted

@@ -118,7 +118,13 @@ impl SqliteEventStore {
 impl EventStore for SqliteEventStore {
     #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id, events = request.events.len(), expected = %request.expected))]
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
-        let mut tx = self.writer.begin().await.map_err(unavailable)?;
+        // IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail
+        // with SQLITE_BUSY at its first write when another process holds the lock.
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
         let result = append::append(&mut tx, &request).await?;
         if !result.deduplicated {
             tx.commit().await.map_err(unavailable)?;

@@ -28,6 +28,7 @@ pub async fn fresh_database_url() -> String {
              or point TEST_DATABASE_URL at a server where this user may CREATE DATABASE.\n"
         ),
     };
+    drop_stale_databases(&mut admin).await;
     let name = format!("orders_test_{}", Uuid::now_v7().simple());
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
@@ -35,6 +36,40 @@ pub async fn fresh_database_url() -> String {
         .unwrap_or_else(|e| panic!("cannot create test database {name} on {server}: {e}"));
     let _ = admin.close().await;
     replace_database(&server, &name)
+}
+
+/// Test databases older than this are left over from earlier runs and dropped.
+const STALE_AFTER_SECS: u64 = 2 * 60 * 60;
+
+/// Drops `orders_test_<uuid v7>` databases created more than two hours ago, so runs do not pile
+/// up databases on a developer's server. Younger ones may belong to a run in progress.
+async fn drop_stale_databases(admin: &mut PgConnection) {
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'orders\\_test\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for name in names {
+        let created = name
+            .strip_prefix("orders_test_")
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .and_then(|id| id.get_timestamp())
+            .map(|ts| ts.to_unix().0);
+        if created.is_some_and(|secs| now.saturating_sub(secs) > STALE_AFTER_SECS) {
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut *admin)
+            .await;
+        }
+    }
 }
 
 /// `url` with its database name replaced by `database`.

@@ -9,13 +9,22 @@ use common::{DatabaseConfig, ServerConfig, TelemetryConfig};
 use crate::app::{AppConfig, Application};
 use crate::store::Store;
 
-/// Event-sourced order service. Without a subcommand it serves the HTTP API.
+/// Event-sourced order service. Without a subcommand it serves the HTTP API (and takes `serve`'s
+/// options).
 #[derive(Debug, Parser)]
-#[command(name = "orders", version, about)]
+#[command(
+    name = "orders",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// `serve`'s options, for `orders` without a subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
     /// Logging.
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
@@ -77,11 +86,7 @@ pub struct MigrateArgs {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = match cli.command {
-        Some(command) => command,
-        // No subcommand: serve, configured from the environment and defaults.
-        None => Command::Serve(ServeArgs::try_parse_from(["orders"])?),
-    };
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     match command {
         Command::Serve(args) => {
             let app = Application::build(AppConfig::from(args)).await?;

@@ -158,6 +158,17 @@ impl<S: EventStore> CommandHandler<S> {
                     if let Some(expected) = context.expected_version {
                         return Err(CommandError::PreconditionFailed { expected, actual });
                     }
+                    // A concurrent request with the same idempotency key may be the one that won:
+                    // then this is a retry to be answered from its record, not decided again.
+                    if let Some(key) = &context.idempotency
+                        && self
+                            .store
+                            .find_idempotency_record(&key.scope, &key.key)
+                            .await?
+                            .is_some()
+                    {
+                        return Err(CommandError::IdempotencyKeyUsed);
+                    }
                     if attempts >= self.config.max_attempts {
                         return Err(CommandError::Conflict { attempts });
                     }

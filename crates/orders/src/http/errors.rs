@@ -63,7 +63,20 @@ impl From<EventStoreError> for Problem {
                 "the order changed concurrently; retry",
             )
             .with_current_version(*actual),
-            EventStoreError::EventNotFound { .. } => Problem::order_not_found("with that version"),
+            EventStoreError::EventNotFound {
+                aggregate_id,
+                version,
+            } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "event-not-found",
+                format!("order {aggregate_id} has no event at version {version}"),
+            ),
+            EventStoreError::DuplicateEvent { .. } => {
+                Problem::new(StatusCode::CONFLICT, "duplicate-event", error.to_string())
+            }
+            EventStoreError::InvalidExpectedVersion(_) => {
+                Problem::bad_request("invalid-expected-version", error.to_string())
+            }
             EventStoreError::InvalidAppend(detail) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-append",

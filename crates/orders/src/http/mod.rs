@@ -85,6 +85,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(axum::middleware::map_response(timeout_as_problem))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(Problem::internal())
         }))
@@ -98,6 +99,23 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
 
 async fn queries_retry_after(response: axum::response::Response) -> axum::response::Response {
     queries::retry_after(response)
+}
+
+/// The timeout layer answers 408 with an empty body; give it the API's problem shape.
+async fn timeout_as_problem(response: axum::response::Response) -> axum::response::Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && !response
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        let detail = "the request took longer than the server allows; retry, with an Idempotency-Key for writes";
+        return axum::response::IntoResponse::into_response(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            detail,
+        ));
+    }
+    response
 }
 
 async fn not_found() -> Problem {

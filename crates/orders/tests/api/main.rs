@@ -5,10 +5,12 @@
 mod harness;
 
 mod auth;
+mod cache;
 mod concurrency;
 mod errors;
 mod idempotency;
 mod lifecycle;
+mod queries;
 mod restart;
 
 /// Runs each listed scenario once against SQLite and once against PostgreSQL.

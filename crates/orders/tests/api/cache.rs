@@ -1,0 +1,113 @@
+//! The Redis cache against the real server: coherent by version, and optional in practice.
+
+use std::time::Duration;
+
+use orders::cache::{CacheConfig, OrderCache};
+use reqwest::StatusCode;
+use serde_json::Value;
+use test_support::proxy::Proxy;
+use uuid::Uuid;
+
+use crate::harness::{Backend, spawn_app_with};
+
+fn config() -> CacheConfig {
+    CacheConfig {
+        prefix: test_support::redis::unique_prefix(),
+        timeout: Duration::from_millis(200),
+        ttl: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn an_older_version_never_replaces_a_newer_one() {
+    let cache = OrderCache::connect(&test_support::redis::url(), config())
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    cache.put(id, 2, "v2").await;
+    cache.put(id, 1, "v1").await; // a slow writer arriving late
+    assert_eq!(cache.get(id, 2).await.as_deref(), Some("v2"));
+    assert_eq!(
+        cache.get(id, 1).await,
+        None,
+        "an entry is served only at its exact version"
+    );
+    cache.put(id, 3, "v3").await;
+    assert_eq!(cache.get(id, 3).await.as_deref(), Some("v3"));
+}
+
+#[tokio::test]
+async fn concurrent_writers_leave_the_newest_version() {
+    let cache = OrderCache::connect(&test_support::redis::url(), config())
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    let writers = (1..=50_u64).rev().map(|version| {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.put(id, version, &format!("v{version}")).await })
+    });
+    futures::future::join_all(writers).await;
+    assert_eq!(cache.get(id, 50).await.as_deref(), Some("v50"));
+}
+
+async fn redis_behind_a_proxy() -> Proxy {
+    let url = test_support::redis::url();
+    let target = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    Proxy::start(target).await
+}
+
+/// Reads hit the cache, then Redis goes down and then hangs: reads keep answering from the database
+/// within the cache timeout, and the service stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_fall_back_to_the_database_when_redis_is_down_or_slow() {
+    let proxy = redis_behind_a_proxy().await;
+    let redis_url = format!("redis://{}", proxy.addr);
+    let app = spawn_app_with(Backend::Sqlite, |c| c.redis_url = Some(redis_url)).await;
+    let customer = Uuid::now_v7();
+    let id = app.create_order(customer).await;
+    let token = app.customer(customer);
+    let path = format!("/orders/{id}");
+    let first: Value = app.get(&path, &token).await.json().await.unwrap(); // miss, fills the cache
+    let cached: Value = app.get(&path, &token).await.json().await.unwrap(); // hit
+    assert_eq!(first, cached);
+
+    // Redis goes down: reads still answer (from the database), and so do writes.
+    proxy.refuse();
+    let started = std::time::Instant::now();
+    let response = app.get(&path, &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), first);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "fallback took {:?}",
+        started.elapsed()
+    );
+    let confirmed = app
+        .post(&format!("{path}/confirm"), &app.staff(), None)
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+
+    // Redis comes back: the new version is read, never the stale cached one.
+    proxy.forward();
+    let after: Value = app.get(&path, &token).await.json().await.unwrap();
+    assert_eq!(after["status"], "confirmed");
+
+    // Redis hangs: each read waits at most the cache timeout, then uses the database.
+    proxy.hang();
+    let started = std::time::Instant::now();
+    let response = app.get(&path, &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["status"],
+        "confirmed"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "fallback took {:?}",
+        started.elapsed()
+    );
+}
