@@ -132,7 +132,7 @@ async fn readers_see_every_committed_event_exactly_once_in_stream_order() {
             let store = store.clone();
             tokio::spawn(async move {
                 let streams: Vec<Uuid> = (0..STREAMS_PER_WRITER).map(|_| Uuid::now_v7()).collect();
-                let mut versions = vec![0_u64; STREAMS_PER_WRITER];
+                let mut versions = [0_u64; STREAMS_PER_WRITER];
                 let mut committed = Vec::new();
                 for i in 0..APPENDS_PER_WRITER {
                     let s = (i + w) % STREAMS_PER_WRITER;

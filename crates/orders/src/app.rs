@@ -69,6 +69,8 @@ pub struct Application {
 impl Application {
     /// Opens the store (migrating it), loads the token secret and binds the listener.
     pub async fn build(config: AppConfig) -> anyhow::Result<Self> {
+        crate::telemetry::prometheus();
+        crate::telemetry::describe();
         let store = Store::open(&config.database).await?;
         let secret =
             load_or_create_secret(config.jwt_secret.as_deref(), &config.database.data_dir)?;

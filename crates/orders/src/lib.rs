@@ -66,3 +66,4 @@ pub mod commands;
 pub mod http;
 pub mod projections;
 pub mod store;
+pub mod telemetry;

@@ -52,6 +52,21 @@ impl Store {
         }
     }
 
+    /// Pooled connections (in use, idle).
+    pub fn pool_connections(&self) -> (u32, u32) {
+        match self {
+            Self::Postgres(store) => {
+                let (size, idle) = (store.pool().size(), store.pool().num_idle() as u32);
+                (size.saturating_sub(idle), idle)
+            }
+            Self::Sqlite(store) => {
+                let size = store.writer().size() + store.reader().size();
+                let idle = (store.writer().num_idle() + store.reader().num_idle()) as u32;
+                (size.saturating_sub(idle), idle)
+            }
+        }
+    }
+
     /// "postgres" or "sqlite", for logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -73,7 +88,23 @@ macro_rules! delegate {
 
 impl EventStore for Store {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
-        delegate!(self, s => s.append(request).await)
+        let started = std::time::Instant::now();
+        let events = request.events.len() as u64;
+        let result = delegate!(self, s => s.append(request).await);
+        let outcome = match &result {
+            Ok(r) if r.deduplicated => "deduplicated",
+            Ok(_) => "appended",
+            Err(e) if e.is_conflict() => "conflict",
+            Err(event_store::EventStoreError::Unavailable(_)) => "unavailable",
+            Err(_) => "rejected",
+        };
+        metrics::counter!("event_store_appends_total", "outcome" => outcome).increment(1);
+        if outcome == "appended" {
+            metrics::counter!("event_store_appended_events_total").increment(events);
+        }
+        metrics::histogram!("event_store_append_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     async fn load_events_from_version(

@@ -6,3 +6,4 @@
 pub mod postgres;
 pub mod proxy;
 pub mod redis;
+pub mod tansu;

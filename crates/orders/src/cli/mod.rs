@@ -1,7 +1,11 @@
 //! The binary's command line: `serve` (the default), `migrate`, `token`.
 
+mod doctor;
+mod feed;
 mod projections;
+mod streams;
 mod token;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use common::{DatabaseConfig, ServerConfig, TelemetryConfig};
@@ -42,6 +46,30 @@ pub enum Command {
     /// Inspect and rebuild read models.
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
+    /// Inspect event streams.
+    #[command(subcommand)]
+    Streams(StreamsCommand),
+    /// Read the global feed.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+    /// Replay every stream with the current code and check versions, snapshots and read models.
+    Verify(verify::VerifyArgs),
+    /// Check the configuration and connectivity to every configured service.
+    Doctor(Box<ServeArgs>),
+}
+
+/// `streams` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StreamsCommand {
+    /// Print a stream's events with their metadata.
+    Show(streams::ShowArgs),
+}
+
+/// `feed` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Print the newest events of the global feed; `--follow` keeps printing new ones.
+    Tail(feed::TailArgs),
 }
 
 /// Settings of `serve`.
@@ -100,5 +128,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(args) => token::run(args),
         Command::Projections(command) => projections::run(command).await,
+        Command::Streams(StreamsCommand::Show(args)) => streams::show(args).await,
+        Command::Feed(FeedCommand::Tail(args)) => feed::tail(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Doctor(args) => doctor::run(*args).await,
     }
 }

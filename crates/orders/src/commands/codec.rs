@@ -35,7 +35,7 @@ pub(crate) fn to_new_event<E: DomainEvent>(
 }
 
 /// Decodes a stored event (upcasting older schema versions).
-pub(crate) fn from_recorded<E: DomainEvent>(event: &RecordedEvent) -> Result<E, String> {
+pub fn from_recorded<E: DomainEvent>(event: &RecordedEvent) -> Result<E, String> {
     E::from_stored(
         &event.event_type,
         event.schema_version,

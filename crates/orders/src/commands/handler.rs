@@ -155,6 +155,8 @@ impl<S: EventStore> CommandHandler<S> {
                     });
                 }
                 Err(EventStoreError::Conflict { actual, .. }) => {
+                    metrics::counter!("command_conflicts_total", "aggregate" => A::TYPE)
+                        .increment(1);
                     if let Some(expected) = context.expected_version {
                         return Err(CommandError::PreconditionFailed { expected, actual });
                     }
@@ -173,6 +175,7 @@ impl<S: EventStore> CommandHandler<S> {
                         return Err(CommandError::Conflict { attempts });
                     }
                     tracing::debug!(attempts, actual, "lost a race; deciding again");
+                    metrics::counter!("command_retries_total", "aggregate" => A::TYPE).increment(1);
                 }
                 Err(other) => return Err(other.into()),
             }

@@ -11,6 +11,7 @@ mod load;
 #[cfg(test)]
 mod tests;
 
+pub use codec::from_recorded as decode;
 pub use context::{CommandContext, IdempotencyKey};
 pub use error::{AccessDenied, CommandError};
 pub use handler::{CommandHandler, HandlerConfig, Outcome};

@@ -5,6 +5,7 @@ mod errors;
 mod extract;
 mod health;
 mod idempotency;
+mod metrics;
 mod openapi;
 mod orders;
 mod problem;
@@ -74,6 +75,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/orders/{id}/cancel", post(orders::cancel_order))
         .route("/orders/{id}/ship", post(orders::ship_order))
         .route("/orders/{id}/deliver", post(orders::deliver_order))
+        .route("/metrics", get(metrics::metrics))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .merge(openapi::routes())
@@ -82,6 +84,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .with_state(state);
     // Outermost first: request id → trace span → panic guard → timeout → compression → body limit.
     api.layer(axum::middleware::map_response(queries_retry_after))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))

@@ -20,7 +20,7 @@ use super::problem::Problem;
         super::orders::create_order, super::orders::get_order, super::orders::get_order_events,
         super::orders::confirm_order, super::orders::cancel_order, super::orders::ship_order,
         super::orders::deliver_order, super::health::live, super::health::ready,
-        super::queries::list_orders, super::queries::stats,
+        super::queries::list_orders, super::queries::stats, super::metrics::metrics,
     ),
     components(schemas(CreateOrderRequest, ItemRequest, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem,
         super::queries::OrderPage, crate::projections::OrderView, crate::projections::Stats)),

@@ -90,8 +90,8 @@ pub async fn create_order(
     security(("bearer" = [])))]
 pub async fn confirm_order(
     State(state): State<AppState>,
-    OrderId(id): OrderId,
     principal: Principal,
+    OrderId(id): OrderId,
     headers: CommandHeaders,
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
@@ -119,8 +119,8 @@ pub async fn confirm_order(
     security(("bearer" = [])))]
 pub async fn cancel_order(
     State(state): State<AppState>,
-    OrderId(id): OrderId,
     principal: Principal,
+    OrderId(id): OrderId,
     headers: CommandHeaders,
     body: JsonBody<CancelOrderRequest>,
 ) -> Result<Response, Problem> {
@@ -143,8 +143,8 @@ pub async fn cancel_order(
     security(("bearer" = [])))]
 pub async fn ship_order(
     State(state): State<AppState>,
-    OrderId(id): OrderId,
     principal: Principal,
+    OrderId(id): OrderId,
     headers: CommandHeaders,
     body: OptionalJsonBody<ShipOrderRequest>,
 ) -> Result<Response, Problem> {
@@ -173,8 +173,8 @@ pub async fn ship_order(
     security(("bearer" = [])))]
 pub async fn deliver_order(
     State(state): State<AppState>,
-    OrderId(id): OrderId,
     principal: Principal,
+    OrderId(id): OrderId,
     headers: CommandHeaders,
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
@@ -202,8 +202,8 @@ pub async fn deliver_order(
     security(("bearer" = [])))]
 pub async fn get_order(
     State(state): State<AppState>,
-    OrderId(id): OrderId,
     principal: Principal,
+    OrderId(id): OrderId,
 ) -> Result<Response, Problem> {
     let store = state.handler.store();
     let version = store.get_current_version(id).await?;
@@ -240,9 +240,9 @@ pub async fn get_order(
     security(("bearer" = [])))]
 pub async fn get_order_events(
     State(state): State<AppState>,
+    principal: Principal,
     OrderId(id): OrderId,
     ApiQuery(query): ApiQuery<EventsQuery>,
-    principal: Principal,
 ) -> Result<Response, Problem> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
@@ -290,6 +290,47 @@ pub(super) struct CommandRequest<'a> {
 
 /// Executes `command` on order `id`, honouring `If-Match` and `Idempotency-Key`.
 async fn run(
+    state: &AppState,
+    request: CommandRequest<'_>,
+    id: Uuid,
+    command: OrderCommand,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    use tracing::Instrument;
+    let name = command.name();
+    let span = tracing::info_span!(
+        "command",
+        command = name,
+        order_id = %id,
+        correlation_id = %request.headers.correlation_id,
+        user = %request.principal.subject,
+        outcome = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let result = run_command(state, request, id, command, status)
+        .instrument(span.clone())
+        .await;
+    let outcome = match &result {
+        Ok(response) if response.headers().contains_key("idempotent-replayed") => "replayed",
+        Ok(_) => "accepted",
+        Err(problem) => match problem.status {
+            422 => "rejected",
+            409 => "conflict",
+            412 => "precondition_failed",
+            404 => "not_found",
+            401 | 403 => "denied",
+            _ => "error",
+        },
+    };
+    span.record("outcome", outcome);
+    tracing::info!(parent: &span, outcome, "command handled");
+    metrics::counter!("commands_total", "command" => name, "outcome" => outcome).increment(1);
+    metrics::histogram!("command_duration_seconds", "command" => name)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn run_command(
     state: &AppState,
     request: CommandRequest<'_>,
     id: Uuid,

@@ -125,6 +125,14 @@ impl ReadModel {
     pub async fn feed_head(&self) -> sqlx::Result<u64> {
         delegate!(self, m => m.feed_head().await)
     }
+    /// Committed events the sequencer has not numbered yet, and the age in seconds of the oldest:
+    /// what holds the feed back. Always (0, 0) on SQLite, which numbers at commit.
+    pub async fn feed_backlog(&self) -> sqlx::Result<(u64, f64)> {
+        match self {
+            ReadModel::Postgres(m) => m.feed_backlog().await,
+            ReadModel::Sqlite(_) => Ok((0, 0.0)),
+        }
+    }
     /// See [`PgReadModel::recorded_at`].
     pub async fn recorded_at(
         &self,

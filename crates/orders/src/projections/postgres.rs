@@ -179,6 +179,17 @@ impl PgReadModel {
         Ok(unsigned(head.unwrap_or(0)))
     }
 
+    /// Committed events not yet numbered, and the age in seconds of the oldest of them.
+    pub async fn feed_backlog(&self) -> sqlx::Result<(u64, f64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS events, COALESCE(EXTRACT(EPOCH FROM now() - MIN(e.recorded_at))::float8, 0) AS oldest
+             FROM feed_queue q JOIN events e ON e.seq = q.seq",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((unsigned(row.try_get("events")?), row.try_get("oldest")?))
+    }
+
     /// Recorded time of the event at `position`.
     pub async fn recorded_at(&self, position: u64) -> sqlx::Result<Option<DateTime<Utc>>> {
         sqlx::query_scalar("SELECT e.recorded_at FROM event_positions p JOIN events e ON e.seq = p.seq WHERE p.position = $1")

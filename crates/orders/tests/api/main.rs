@@ -10,6 +10,8 @@ mod concurrency;
 mod errors;
 mod idempotency;
 mod lifecycle;
+mod metrics;
+mod operations;
 mod queries;
 mod restart;
 

@@ -1,0 +1,126 @@
+//! `orders doctor`: check the configuration and every configured service, in plain words.
+
+use std::time::Duration;
+
+use event_store::EventStore;
+
+use super::ServeArgs;
+use crate::auth::load_or_create_secret;
+use crate::store::Store;
+
+/// How long each connectivity check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One check's verdict.
+struct Check {
+    name: &'static str,
+    result: Result<String, String>,
+}
+
+/// Runs every check, prints one line each, and fails if any failed.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut checks = Vec::new();
+    let backend = args.database.backend();
+    checks.push(Check {
+        name: "database setting",
+        result: backend
+            .as_ref()
+            .map(|b| format!("{b:?}").replace("url: ", ""))
+            .map_err(|e| e.to_string()),
+    });
+    if backend.is_ok() {
+        checks.push(Check {
+            name: "database",
+            result: database(&args).await,
+        });
+    }
+    checks.push(Check {
+        name: "token secret",
+        result: load_or_create_secret(args.jwt_secret.as_deref(), &args.database.data_dir)
+            .map(|_| match args.jwt_secret {
+                Some(_) => "ORDERS_JWT_SECRET is set".to_owned(),
+                None => format!("generated secret in {}", args.database.data_dir.display()),
+            })
+            .map_err(|e| format!("{e:#}")),
+    });
+    checks.push(Check {
+        name: "redis",
+        result: redis(args.redis_url.as_deref()).await,
+    });
+    checks.push(Check {
+        name: "listen address",
+        result: listen(&args).await,
+    });
+
+    let mut failed = 0;
+    for check in &checks {
+        match &check.result {
+            Ok(detail) => println!("ok    {:<16} {detail}", check.name),
+            Err(problem) => {
+                failed += 1;
+                println!("FAIL  {:<16} {problem}", check.name);
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} check(s) failed");
+    println!("all checks passed");
+    Ok(())
+}
+
+async fn database(args: &ServeArgs) -> Result<String, String> {
+    let open = tokio::time::timeout(CHECK_TIMEOUT, Store::open(&args.database)).await;
+    let store = match open {
+        Err(_) => {
+            return Err(format!(
+                "no answer within {CHECK_TIMEOUT:?}: is the server running and reachable?"
+            ));
+        }
+        Ok(Err(error)) => return Err(format!("cannot open or migrate it: {error:#}")),
+        Ok(Ok(store)) => store,
+    };
+    store
+        .ping()
+        .await
+        .map_err(|e| format!("connected, but a query failed: {e}"))?;
+    Ok(format!("{} reachable, migrations applied", store.kind()))
+}
+
+async fn redis(url: Option<&str>) -> Result<String, String> {
+    let Some(url) = url else {
+        return Ok("not configured (REDIS_URL unset): orders are not cached".into());
+    };
+    let ping = async {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("REDIS_URL is not valid: {e}"))?;
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| format!("PING failed: {e}"))?;
+        Ok::<_, String>(pong)
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+        Ok(Ok(_)) => Ok(format!("{} answers", common::config::redact_password(url))),
+        Ok(Err(problem)) => Err(format!(
+            "{}: {problem}",
+            common::config::redact_password(url)
+        )),
+        Err(_) => Err(format!(
+            "{}: no answer within {CHECK_TIMEOUT:?}",
+            common::config::redact_password(url)
+        )),
+    }
+}
+
+async fn listen(args: &ServeArgs) -> Result<String, String> {
+    match tokio::net::TcpListener::bind(args.server.listen).await {
+        Ok(_) => Ok(format!("{} is free", args.server.listen)),
+        Err(e) => Err(format!(
+            "cannot listen on {}: {e} (is the service already running? set ORDERS_LISTEN)",
+            args.server.listen
+        )),
+    }
+}

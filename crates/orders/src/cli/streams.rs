@@ -1,0 +1,78 @@
+//! `orders streams show <id>`: one stream's events with their metadata.
+
+use clap::{Args, ValueEnum};
+use common::DatabaseConfig;
+use event_store::{EventStore, RecordedEvent};
+use uuid::Uuid;
+
+use crate::store::Store;
+
+/// How to print events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned table, one event per line.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of `streams show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The stream (order) id.
+    pub id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+}
+
+/// Prints the stream.
+pub async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let id = Uuid::parse_str(args.id.trim())
+        .map_err(|_| anyhow::anyhow!("{:?} is not a stream id: expected a UUID", args.id))?;
+    let store = Store::open(&args.database).await?;
+    let events = store.load_events(id).await?;
+    anyhow::ensure!(!events.is_empty(), "stream {id} has no events");
+    print_events(&events, args.format)
+}
+
+/// Prints events in `format` on stdout.
+pub fn print_events(events: &[RecordedEvent], format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => {
+            for event in events {
+                println!("{}", serde_json::to_string(event)?);
+            }
+        }
+        Format::Table => {
+            println!(
+                "{:>8} {:>8}  {:<24} {:<20} {:<36} {:<12} PAYLOAD",
+                "POSITION", "VERSION", "RECORDED", "TYPE", "CORRELATION", "USER"
+            );
+            for e in events {
+                let position = e.position.map_or_else(|| "-".to_owned(), |p| p.to_string());
+                let correlation = e
+                    .metadata
+                    .get("correlation_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("-");
+                let user = e
+                    .metadata
+                    .get("user_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("-");
+                println!(
+                    "{position:>8} {:>8}  {:<24} {:<20} {correlation:<36} {user:<12} {}",
+                    e.version,
+                    e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    e.event_type,
+                    e.payload
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Kafka settings: where to publish and how the relay batches.
+
+use std::time::Duration;
+
+use clap::Args;
+use clap::builder::TypedValueParser;
+use rdkafka::ClientConfig;
+
+/// The topic events go to when `KAFKA_TOPIC` is not set.
+pub const DEFAULT_TOPIC: &str = "orders.events";
+
+/// Largest accepted relay batch: with [`crate::relay::MAX_IN_FLIGHT_BATCHES`] batches in flight
+/// this stays well under librdkafka's default local queue (100 000 messages).
+pub const MAX_BATCH_SIZE: usize = 10_000;
+
+/// Publishing to Kafka. Without `KAFKA_BROKERS` the service publishes nothing.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaConfig {
+    /// Kafka bootstrap servers (`host:port,host:port`). Unset: no publishing.
+    #[arg(long = "kafka-brokers", env = "KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// Topic every order event is published to (key = order id).
+    #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = DEFAULT_TOPIC)]
+    pub topic: String,
+
+    /// Extra librdkafka settings, `key=value,key=value` (e.g. `security.protocol=SASL_SSL`).
+    /// They override the relay's defaults.
+    #[arg(long = "kafka-properties", env = "KAFKA_PROPERTIES", value_parser = parse_properties, default_value = "")]
+    pub properties: Properties,
+
+    /// Events the relay reads from the feed and sends per batch.
+    #[arg(long = "kafka-batch-size", env = "KAFKA_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH_SIZE as i64).map(usize::from))]
+    pub batch_size: usize,
+
+    /// How long the producer waits to fill a request (`linger.ms`).
+    #[arg(long = "kafka-linger", env = "KAFKA_LINGER", default_value = "5ms", value_parser = common::config::parse_duration)]
+    pub linger: Duration,
+}
+
+impl Default for KafkaConfig {
+    /// No publishing; the other fields at their command-line defaults.
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            topic: DEFAULT_TOPIC.to_owned(),
+            properties: Properties::default(),
+            batch_size: 1000,
+            linger: Duration::from_millis(5),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Settings for `brokers` with every other field at its default.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: Some(brokers.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the topic.
+    #[must_use]
+    pub fn with_topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = topic.into();
+        self
+    }
+
+    /// Whether publishing is configured.
+    pub fn enabled(&self) -> bool {
+        self.brokers
+            .as_deref()
+            .is_some_and(|b| !b.trim().is_empty())
+    }
+
+    /// The producer's librdkafka configuration: safe defaults (idempotent, `acks=all`, bounded
+    /// linger and reconnect back-off), then [`Self::properties`] on top.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.brokers.as_deref().unwrap_or(""))
+            // No duplicates from the producer's own retries, and no reordering within a partition.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", self.linger.as_millis().to_string())
+            // A send that cannot be delivered in a minute is reported as failed; the relay then
+            // backs off and resends from its checkpoint (nothing is lost either way).
+            .set("message.timeout.ms", "60000")
+            // Resume within seconds once the broker is back.
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "5000")
+            .set("compression.type", "none");
+        self.properties.apply(&mut config);
+        config
+    }
+}
+
+/// `key=value` pairs passed to librdkafka as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Properties(pub Vec<(String, String)>);
+
+impl Properties {
+    /// Sets every pair on `config`.
+    pub fn apply(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.0 {
+            config.set(key, value);
+        }
+    }
+}
+
+/// Parses `key=value,key=value` (empty: none).
+pub fn parse_properties(text: &str) -> Result<Properties, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok((key.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => Err(format!("{pair:?} is not key=value")),
+        })
+        .collect::<Result<_, _>>()
+        .map(Properties)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_properties() {
+        let parsed = parse_properties(" a.b=1, c=x=y ,").unwrap_or_default();
+        assert_eq!(
+            parsed.0,
+            vec![("a.b".into(), "1".into()), ("c".into(), "x=y".into())]
+        );
+        assert!(parse_properties("novalue").is_err());
+        assert_eq!(parse_properties(""), Ok(Properties::default()));
+    }
+
+    #[test]
+    fn properties_override_defaults() {
+        let mut config = KafkaConfig::new("k:9092");
+        config.properties = parse_properties("acks=1").unwrap_or_default();
+        assert_eq!(config.producer_config().get("acks"), Some("1"));
+        assert_eq!(
+            config.producer_config().get("enable.idempotence"),
+            Some("true")
+        );
+    }
+}
