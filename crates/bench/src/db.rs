@@ -114,3 +114,28 @@ pub async fn settle(pool: &PgPool, limit: Duration) -> anyhow::Result<Duration> 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits (at most `limit`) until every event is numbered and the `orders` projection's checkpoint
+/// has reached the feed head, so a running service has no read-side work left from one case when
+/// the next starts. Returns how long it waited.
+pub async fn settle_projection(pool: &PgPool, limit: Duration) -> anyhow::Result<Duration> {
+    let start = tokio::time::Instant::now();
+    loop {
+        let (queued, head, checkpoint): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM feed_queue),
+                    (SELECT COALESCE(MAX(position), 0) FROM event_positions),
+                    COALESCE((SELECT position FROM projections WHERE name = 'orders'), 0)",
+        )
+        .fetch_one(pool)
+        .await
+        .context("cannot read the feed and projection state")?;
+        if queued == 0 && checkpoint >= head {
+            return Ok(start.elapsed());
+        }
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "the read model did not catch up within {limit:?} ({queued} unsequenced, checkpoint {checkpoint} of {head})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

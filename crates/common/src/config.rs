@@ -116,6 +116,11 @@ pub struct TelemetryConfig {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Export traces to this OTLP/HTTP collector (e.g. `http://127.0.0.1:4318`). Needs a build
+    /// with the `otel` feature. Unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How log lines look.

@@ -17,6 +17,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// Trace export was asked for but is not available.
+    #[error("cannot export traces to {endpoint}: {reason}")]
+    Otel {
+        /// The configured endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// The log filter does not parse.
     #[error(
         "log filter {filter:?} is not valid ({reason}); examples: info, orders=debug,sqlx=warn"

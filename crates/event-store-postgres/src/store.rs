@@ -90,7 +90,7 @@ impl PostgresEventStore {
 }
 
 impl EventStore for PostgresEventStore {
-    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id, events = request.events.len(), expected = %request.expected))]
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id, events = request.events.len(), expected = %request.expected), err(level = "debug", Display))]
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
         let result = append::append(&self.pool, &request).await;
         if matches!(&result, Ok(r) if !r.deduplicated) {
@@ -99,6 +99,7 @@ impl EventStore for PostgresEventStore {
         result
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn load_events_from_version(
         &self,
         aggregate_id: Uuid,
@@ -117,10 +118,12 @@ impl EventStore for PostgresEventStore {
         rows.iter().map(recorded_event).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn get_current_version(&self, aggregate_id: Uuid) -> Result<u64> {
         append::current_version(&self.pool, aggregate_id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %snapshot.aggregate_id, version = snapshot.version), err(level = "debug", Display))]
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         let schema_version = i32::try_from(snapshot.schema_version).map_err(|_| {
             EventStoreError::InvalidAppend("snapshot schema_version too large".into())
@@ -144,6 +147,7 @@ impl EventStore for PostgresEventStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn load_snapshot(&self, aggregate_id: Uuid) -> Result<Option<Snapshot>> {
         let row = sqlx::query(
             "SELECT aggregate_type, version, schema_version, state FROM snapshots WHERE aggregate_id = $1",
@@ -164,6 +168,7 @@ impl EventStore for PostgresEventStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM event_positions p JOIN events e ON e.seq = p.seq
@@ -178,6 +183,7 @@ impl EventStore for PostgresEventStore {
         rows.iter().map(recorded_event).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
         let wait = async {
             loop {
@@ -202,6 +208,7 @@ impl EventStore for PostgresEventStore {
             })
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn find_idempotency_record(
         &self,
         scope: &str,

@@ -31,39 +31,23 @@ async fn store() -> PostgresEventStore {
     store
 }
 
-/// Inserts one event the way an append does, inside an explicit transaction, then rolls back.
-async fn rolled_back_write(store: &PostgresEventStore, id: Uuid) -> Uuid {
+/// Inserts one event the way an append does (event row plus sequencer queue row) inside an
+/// explicit transaction, holds it open for `hold`, then commits or rolls back. Returns its id.
+async fn write_in_transaction(
+    store: &PostgresEventStore,
+    event_type: &str,
+    hold: Duration,
+    commit: bool,
+) -> Uuid {
     let event_id = Uuid::now_v7();
     let mut tx = store.pool().begin().await.unwrap();
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO events (event_id, aggregate_id, aggregate_type, version, event_type, schema_version, payload, metadata)
-         VALUES ($1, $2, 'Test', 1, 'RolledBack', 1, '{}', '{}') RETURNING seq",
+         VALUES ($1, $2, 'Test', 1, $3, 1, '{}', '{}') RETURNING seq",
     )
     .bind(event_id)
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO feed_queue (seq) VALUES ($1)")
-        .bind(seq)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    tx.rollback().await.unwrap();
-    event_id
-}
-
-/// A write transaction that stays open for `hold` before committing.
-async fn slow_write(store: &PostgresEventStore, id: Uuid, hold: Duration) -> Uuid {
-    let event_id = Uuid::now_v7();
-    let mut tx = store.pool().begin().await.unwrap();
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO events (event_id, aggregate_id, aggregate_type, version, event_type, schema_version, payload, metadata)
-         VALUES ($1, $2, 'Test', 1, 'Slow', 1, '{}', '{}') RETURNING seq",
-    )
-    .bind(event_id)
-    .bind(id)
+    .bind(Uuid::now_v7())
+    .bind(event_type)
     .fetch_one(&mut *tx)
     .await
     .unwrap();
@@ -73,7 +57,11 @@ async fn slow_write(store: &PostgresEventStore, id: Uuid, hold: Duration) -> Uui
         .await
         .unwrap();
     tokio::time::sleep(hold).await;
-    tx.commit().await.unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
     event_id
 }
 
@@ -113,16 +101,19 @@ async fn readers_see_every_committed_event_exactly_once_in_stream_order() {
 
     let slow = {
         let store = store.clone();
-        tokio::spawn(
-            async move { slow_write(&store, Uuid::now_v7(), Duration::from_secs(2)).await },
-        )
+        tokio::spawn(async move {
+            write_in_transaction(&store, "Slow", Duration::from_secs(2), true).await
+        })
     };
     let rollbacks = {
         let store = store.clone();
         tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..ROLLBACKS {
-                ids.push(rolled_back_write(&store, Uuid::now_v7()).await);
+                ids.push(
+                    write_in_transaction(&store, "RolledBack", Duration::from_millis(5), false)
+                        .await,
+                );
             }
             ids
         })

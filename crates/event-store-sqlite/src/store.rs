@@ -116,7 +116,7 @@ impl SqliteEventStore {
 }
 
 impl EventStore for SqliteEventStore {
-    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id, events = request.events.len(), expected = %request.expected))]
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id, events = request.events.len(), expected = %request.expected), err(level = "debug", Display))]
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
         // IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail
         // with SQLITE_BUSY at its first write when another process holds the lock.
@@ -133,6 +133,7 @@ impl EventStore for SqliteEventStore {
         Ok(result)
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn load_events_from_version(
         &self,
         aggregate_id: Uuid,
@@ -150,6 +151,7 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(recorded_event).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn get_current_version(&self, aggregate_id: Uuid) -> Result<u64> {
         let version: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ?1",
@@ -161,6 +163,7 @@ impl EventStore for SqliteEventStore {
         u64::try_from(version).map_err(|_| EventStoreError::Corrupt("negative version".into()))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %snapshot.aggregate_id, version = snapshot.version), err(level = "debug", Display))]
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         sqlx::query(
             "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, taken_at)
@@ -182,6 +185,7 @@ impl EventStore for SqliteEventStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn load_snapshot(&self, aggregate_id: Uuid) -> Result<Option<Snapshot>> {
         let row = sqlx::query("SELECT aggregate_type, version, schema_version, state FROM snapshots WHERE aggregate_id = ?1")
             .bind(aggregate_id.hyphenated().to_string())
@@ -198,6 +202,7 @@ impl EventStore for SqliteEventStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
@@ -211,6 +216,7 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(recorded_event).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
         let position: Option<i64> = sqlx::query_scalar(
             "SELECT position FROM events WHERE aggregate_id = ?1 AND version = ?2",
@@ -227,6 +233,7 @@ impl EventStore for SqliteEventStore {
         u64::try_from(position).map_err(|_| EventStoreError::Corrupt("negative position".into()))
     }
 
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn find_idempotency_record(
         &self,
         scope: &str,

@@ -35,6 +35,10 @@ pub struct AppConfig {
     pub cache: CacheConfig,
     /// Longest a query waits for the read model to reach a position.
     pub read_wait: Duration,
+    /// What the read model does with an event it cannot apply.
+    pub projection_on_error: crate::projections::OnError,
+    /// Publishing to Kafka (none without brokers).
+    pub kafka: outbox::KafkaConfig,
 }
 
 impl From<ServeArgs> for AppConfig {
@@ -54,6 +58,8 @@ impl From<ServeArgs> for AppConfig {
                 ttl: args.cache_ttl,
             },
             read_wait: args.read_wait,
+            projection_on_error: args.projection_on_error,
+            kafka: args.kafka,
         }
     }
 }
@@ -64,6 +70,7 @@ pub struct Application {
     state: AppState,
     config: AppConfig,
     shutdown: watch::Sender<bool>,
+    relay: Option<outbox::RelayHandle>,
 }
 
 impl Application {
@@ -81,7 +88,9 @@ impl Application {
             )
         })?;
         let (shutdown, _) = watch::channel(false);
-        let projections = Projections::start(&store, shutdown.subscribe()).await?;
+        let projections =
+            Projections::start(&store, config.projection_on_error, shutdown.subscribe()).await?;
+        let relay = crate::publishing::start(&store, &config.kafka, shutdown.subscribe());
         let cache = match &config.redis_url {
             Some(url) => Some(OrderCache::connect(url, config.cache.clone()).await?),
             None => None,
@@ -99,6 +108,7 @@ impl Application {
             state,
             config,
             shutdown,
+            relay,
         })
     }
 
@@ -134,6 +144,10 @@ impl Application {
             Some(url) => println!("  cache:      Redis {}", redact_password(url)),
             None => println!("  cache:      none (set REDIS_URL to cache orders in Redis)"),
         }
+        println!(
+            "  publishing: {}",
+            crate::publishing::banner(&self.config.kafka)
+        );
         println!("  API docs:   http://{addr}/docs   (OpenAPI: http://{addr}/openapi.json)");
         println!(
             "  get a token: orders token --role staff --sub ops   |   orders token --role customer --sub <customer-uuid>"
@@ -161,6 +175,7 @@ impl Application {
             state,
             config,
             shutdown,
+            relay,
         } = self;
         let flag = state.shutting_down.clone();
         let limits = HttpLimits {
@@ -177,7 +192,12 @@ impl Application {
         let _ = stopped.wait_for(|s| *s).await;
         flag.store(true, Ordering::SeqCst);
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        finish_within(config.server.shutdown_grace, server).await
+        let finished = finish_within(config.server.shutdown_grace, server).await;
+        if let Some(relay) = relay {
+            // It saw the same signal; let it store the checkpoint of its last acknowledged batch.
+            let _ = tokio::time::timeout(Duration::from_secs(6), relay.join()).await;
+        }
+        finished
     }
 }
 

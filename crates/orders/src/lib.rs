@@ -65,5 +65,6 @@ pub mod cli;
 pub mod commands;
 pub mod http;
 pub mod projections;
+pub mod publishing;
 pub mod store;
 pub mod telemetry;

@@ -7,10 +7,13 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = orders::cli::Cli::parse();
-    if let Err(error) = common::telemetry::init(&cli.telemetry) {
-        eprintln!("error: {error}");
-        return ExitCode::FAILURE;
-    }
+    let _telemetry = match common::telemetry::init(&cli.telemetry) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     match orders::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -65,7 +65,7 @@ pub struct OrderEventV1 {
 
 impl OrderEventV1 {
     /// The integration event for a stored event read from the feed (which always has a position).
-    pub fn from_recorded(event: &RecordedEvent) -> Self {
+    pub fn from_recorded(event: RecordedEvent) -> Self {
         let text = |field: &str| {
             event
                 .metadata
@@ -79,17 +79,17 @@ impl OrderEventV1 {
         Self {
             schema: SCHEMA_V1.to_owned(),
             event_id: event.event_id,
-            aggregate_type: event.aggregate_type.clone(),
+            aggregate_type: event.aggregate_type,
             order_id: event.aggregate_id,
             order_version: event.version,
             position: event.position.unwrap_or(0),
-            event_type: event.event_type.clone(),
+            event_type: event.event_type,
             event_schema_version: event.schema_version,
             occurred_at,
             recorded_at: event.recorded_at,
             correlation_id: text("correlation_id"),
             causation_id: text("causation_id"),
-            data: event.payload.clone(),
+            data: event.payload,
         }
     }
 
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn maps_the_stored_event() {
         let stored = recorded();
-        let event = OrderEventV1::from_recorded(&stored);
+        let event = OrderEventV1::from_recorded(stored.clone());
         assert_eq!(event.order_id, stored.aggregate_id);
         assert_eq!(event.order_version, 3);
         assert_eq!(event.position, 17);
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn round_trips_as_json() {
-        let event = OrderEventV1::from_recorded(&recorded());
+        let event = OrderEventV1::from_recorded(recorded());
         let json = serde_json::to_string(&event).unwrap_or_default();
         assert!(json.contains(r#""schema":"orders.order-event/v1""#));
         let back: OrderEventV1 = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));

@@ -41,9 +41,11 @@ impl InFlight {
 pub(crate) fn send_batch(
     producer: &FutureProducer,
     topic: &str,
-    events: &[RecordedEvent],
+    events: Vec<RecordedEvent>,
 ) -> Result<InFlight, KafkaError> {
-    let mut deliveries = VecDeque::with_capacity(events.len());
+    let count = events.len();
+    let last_position = events.last().and_then(|e| e.position).unwrap_or(0);
+    let mut deliveries = VecDeque::with_capacity(count);
     for stored in events {
         let event = OrderEventV1::from_recorded(stored);
         // A struct of strings, numbers and a JSON value: serializing it cannot fail.
@@ -66,8 +68,8 @@ pub(crate) fn send_batch(
         deliveries.push_back(delivery);
     }
     Ok(InFlight {
-        last_position: events.last().and_then(|e| e.position).unwrap_or(0),
-        events: events.len(),
+        last_position,
+        events: count,
         deliveries,
     })
 }

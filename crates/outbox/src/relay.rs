@@ -11,9 +11,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use event_store::{EventStore, EventStoreError};
+use event_store::{EventStore, EventStoreError, RecordedEvent};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{Notify, watch};
@@ -146,6 +147,8 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
         let mut producer = self.producer()?;
         let mut pipeline: VecDeque<InFlight> = VecDeque::new();
         let mut next = checkpoint;
+        // A batch read ahead while the previous one was being built: (read after, events).
+        let mut prefetched: Option<(u64, Vec<RecordedEvent>)> = None;
         let mut lag = LagGauge::new(topic);
         let mut last_check = tokio::time::Instant::now();
         loop {
@@ -154,9 +157,23 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
                 return Ok(Term::Stopped);
             }
             if pipeline.len() < MAX_IN_FLIGHT_BATCHES {
-                let events = self.store.read_all(next, batch_size).await?;
-                if !events.is_empty() {
-                    match send_batch(&producer, topic, &events) {
+                let events = match prefetched.take() {
+                    Some((after, events)) if after == next => events,
+                    _ => self.store.read_all(next, batch_size).await?,
+                };
+                if let Some(last) = events.last().and_then(|e| e.position) {
+                    // Start reading the following batch first, so the database works while this
+                    // one is built and handed to the producer.
+                    let read_ahead = self.store.read_all(last, batch_size);
+                    tokio::pin!(read_ahead);
+                    let early = futures::poll!(&mut read_ahead);
+                    let sent = send_batch(&producer, topic, events);
+                    let ahead = match early {
+                        Poll::Ready(ahead) => ahead,
+                        Poll::Pending => read_ahead.await,
+                    };
+                    prefetched = Some((last, ahead?));
+                    match sent {
                         Ok(batch) => {
                             metrics::batch(topic, batch.events);
                             next = batch.last_position;
@@ -167,6 +184,7 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
                             self.failed(error, &mut pipeline, &mut producer, backoff, shutdown)
                                 .await?;
                             next = checkpoint;
+                            prefetched = None;
                             continue;
                         }
                     }

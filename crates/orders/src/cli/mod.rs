@@ -2,6 +2,7 @@
 
 mod doctor;
 mod feed;
+mod kafka;
 mod projections;
 mod streams;
 mod token;
@@ -38,7 +39,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (applies pending migrations first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(MigrateArgs),
     /// Print a bearer token signed with the configured secret.
@@ -52,6 +53,9 @@ pub enum Command {
     /// Read the global feed.
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// Watch the Kafka topic the service publishes to.
+    #[command(subcommand)]
+    Kafka(kafka::KafkaCommand),
     /// Replay every stream with the current code and check versions, snapshots and read models.
     Verify(verify::VerifyArgs),
     /// Check the configuration and connectivity to every configured service.
@@ -102,6 +106,12 @@ pub struct ServeArgs {
     /// Longest a query with `min_position` waits for the read model.
     #[arg(long, env = "ORDERS_READ_WAIT", default_value = "5s", value_parser = common::config::parse_duration)]
     pub read_wait: std::time::Duration,
+    /// What the read model does with an event it cannot apply: park it and go on, or stop.
+    #[arg(long, env = "ORDERS_PROJECTION_ON_ERROR", value_enum, default_value_t = crate::projections::OnError::Park)]
+    pub projection_on_error: crate::projections::OnError,
+    /// Publishing to Kafka.
+    #[command(flatten)]
+    pub kafka: outbox::KafkaConfig,
 }
 
 /// Settings of `migrate`.
@@ -114,10 +124,10 @@ pub struct MigrateArgs {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let command = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
     match command {
         Command::Serve(args) => {
-            let app = Application::build(AppConfig::from(args)).await?;
+            let app = Application::build(AppConfig::from(*args)).await?;
             app.print_banner();
             app.run_until_signal().await
         }
@@ -130,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections(command) => projections::run(command).await,
         Command::Streams(StreamsCommand::Show(args)) => streams::show(args).await,
         Command::Feed(FeedCommand::Tail(args)) => feed::tail(args).await,
+        Command::Kafka(command) => kafka::run(command).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Doctor(args) => doctor::run(*args).await,
     }

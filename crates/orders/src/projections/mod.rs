@@ -15,6 +15,7 @@ pub mod runner;
 pub mod sqlite;
 pub mod view;
 
+pub use batch::OnError;
 pub use model::{ListQuery, ReadModel, Stats, Tables};
 pub use runner::{ORDERS_PROJECTION, Projections};
 pub use view::OrderView;

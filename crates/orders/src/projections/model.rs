@@ -100,8 +100,13 @@ impl ReadModel {
         delegate!(self, m => m.register(name).await)
     }
     /// See [`PgReadModel::run_batch`].
-    pub async fn run_batch(&self, name: &str, limit: usize) -> sqlx::Result<BatchWrites> {
-        delegate!(self, m => m.run_batch(name, limit).await)
+    pub async fn run_batch(
+        &self,
+        name: &str,
+        limit: usize,
+        on_error: super::batch::OnError,
+    ) -> sqlx::Result<BatchWrites> {
+        delegate!(self, m => m.run_batch(name, limit, on_error).await)
     }
     /// See [`PgReadModel::apply_into`].
     pub async fn apply_into(

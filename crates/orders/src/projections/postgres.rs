@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::batch::{BatchWrites, fold_batch, order_ids};
+use super::batch::{BatchWrites, OnError, fold_batch, order_ids};
 use super::model::{ListQuery, Stats, Tables};
 use super::view::OrderView;
 
@@ -89,7 +89,12 @@ impl PgReadModel {
     /// Applies up to `limit` events after the checkpoint, with the checkpoint, in one transaction.
     /// The projection row is locked first, so concurrent runners (other instances) take turns and
     /// never apply an event twice. Returns the writes made.
-    pub async fn run_batch(&self, name: &str, limit: usize) -> sqlx::Result<BatchWrites> {
+    pub async fn run_batch(
+        &self,
+        name: &str,
+        limit: usize,
+        on_error: OnError,
+    ) -> sqlx::Result<BatchWrites> {
         let mut tx = self.pool.begin().await?;
         let row =
             sqlx::query("SELECT generation, position FROM projections WHERE name = $1 FOR UPDATE")
@@ -98,7 +103,15 @@ impl PgReadModel {
                 .await?;
         let (generation, position): (i32, i64) =
             (row.try_get("generation")?, row.try_get("position")?);
-        let writes = apply_after(&mut tx, name, generation, unsigned(position), limit).await?;
+        let writes = apply_after(
+            &mut tx,
+            name,
+            generation,
+            unsigned(position),
+            limit,
+            on_error,
+        )
+        .await?;
         if writes.events > 0 {
             sqlx::query("UPDATE projections SET position = $2, updated_at = now() WHERE name = $1")
                 .bind(name)
@@ -120,7 +133,7 @@ impl PgReadModel {
         limit: usize,
     ) -> sqlx::Result<BatchWrites> {
         let mut tx = self.pool.begin().await?;
-        let writes = apply_after(&mut tx, name, generation, after, limit).await?;
+        let writes = apply_after(&mut tx, name, generation, after, limit, OnError::Park).await?;
         tx.commit().await?;
         Ok(writes)
     }
@@ -139,7 +152,8 @@ impl PgReadModel {
             .fetch_one(&mut *tx)
             .await?;
         loop {
-            let writes = apply_after(&mut tx, name, generation, after, 10_000).await?;
+            let writes =
+                apply_after(&mut tx, name, generation, after, 10_000, OnError::Park).await?;
             if writes.events == 0 {
                 break;
             }
@@ -286,6 +300,7 @@ async fn apply_after(
     generation: i32,
     after: u64,
     limit: usize,
+    on_error: OnError,
 ) -> sqlx::Result<BatchWrites> {
     let t = Tables::new(generation);
     let events = read_feed(tx, after, limit).await?;
@@ -306,7 +321,7 @@ async fn apply_after(
         .map(view)
         .map(|v| v.map(|v| (v.order_id, v)))
         .collect::<sqlx::Result<_>>()?;
-    let writes = fold_batch(&events, rows);
+    let writes = fold_batch(&events, rows, after, on_error);
     let upsert = format!(
         "INSERT INTO {} (order_id, customer_id, status, currency, total_minor, items, cancellation_reason, carrier,
             tracking_number, created_at, confirmed_at, cancelled_at, shipped_at, delivered_at, version, last_position)

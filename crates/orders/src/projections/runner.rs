@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-use super::ReadModel;
+use super::{OnError, ReadModel};
 use crate::store::Store;
 
 /// Name of the order read model's projection (its checkpoint row).
@@ -17,6 +17,12 @@ const BATCH_SIZE: usize = 500;
 /// Polling interval when no wake-up arrives (events from other processes on SQLite, a lost
 /// NOTIFY on PostgreSQL).
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How often a stopped projection tries the event it stopped at again.
+const STOPPED_RECHECK: Duration = Duration::from_secs(10);
+
+/// A feed held back longer than this is logged as a warning.
+const FEED_BLOCKED_WARNING: f64 = 5.0;
 
 /// Pause after a failed batch before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
@@ -33,14 +39,24 @@ pub struct Projections {
 impl Projections {
     /// Registers the order projection (creating its tables) and starts its runner; it stops when
     /// `shutdown` turns true.
-    pub async fn start(store: &Store, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
+    pub async fn start(
+        store: &Store,
+        on_error: OnError,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
         let read_model = ReadModel::for_store(store);
         let (generation, position) = read_model.register(ORDERS_PROJECTION).await?;
         read_model.create_tables(generation).await?;
         let (applied_tx, applied) = watch::channel(position);
         let wake = Arc::new(Notify::new());
         spawn_wakers(store, wake.clone());
-        tokio::spawn(run(read_model.clone(), applied_tx, wake.clone(), shutdown));
+        tokio::spawn(run(
+            read_model.clone(),
+            on_error,
+            applied_tx,
+            wake.clone(),
+            shutdown,
+        ));
         Ok(Self {
             read_model,
             applied,
@@ -101,6 +117,7 @@ fn spawn_wakers(store: &Store, wake: Arc<Notify>) {
 
 async fn run(
     read_model: ReadModel,
+    on_error: OnError,
     applied: watch::Sender<u64>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
@@ -110,14 +127,30 @@ async fn run(
             return;
         }
         let started = Instant::now();
-        match read_model.run_batch(ORDERS_PROJECTION, BATCH_SIZE).await {
+        match read_model
+            .run_batch(ORDERS_PROJECTION, BATCH_SIZE, on_error)
+            .await
+        {
             Ok(writes) => {
+                let stopped = writes.stopped.is_some();
+                metrics::gauge!("projection_stopped", "projection" => ORDERS_PROJECTION)
+                    .set(if stopped { 1.0 } else { 0.0 });
+                if let Some(failed) = &writes.stopped {
+                    tracing::error!(
+                        projection = ORDERS_PROJECTION, position = failed.position, event_id = %failed.event_id, error = %failed.error,
+                        "projection stopped at an event it cannot apply (ORDERS_PROJECTION_ON_ERROR=stop); fix and restart, or switch to park"
+                    );
+                }
                 record_metrics(&read_model, &writes, started).await;
                 applied.send_if_modified(|p| {
                     let changed = writes.last_position > *p;
                     *p = (*p).max(writes.last_position);
                     changed
                 });
+                if stopped {
+                    tokio::time::sleep(STOPPED_RECHECK).await;
+                    continue;
+                }
                 if writes.events == BATCH_SIZE {
                     continue; // more to catch up
                 }
@@ -161,5 +194,14 @@ async fn record_metrics(
             _ => 0.0,
         };
         metrics::gauge!("projection_lag_seconds", &labels).set(seconds.max(0.0));
+    }
+    if let Ok((events, oldest)) = read_model.feed_backlog().await
+        && oldest > FEED_BLOCKED_WARNING
+    {
+        tracing::warn!(
+            events,
+            oldest_seconds = oldest,
+            "the feed is held back: committed events have waited {oldest:.1} s to be numbered; is the sequencer running?"
+        );
     }
 }

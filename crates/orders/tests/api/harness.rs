@@ -69,6 +69,8 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
             ttl: Duration::from_secs(60),
         },
         read_wait: Duration::from_secs(3),
+        projection_on_error: orders::projections::OnError::Park,
+        kafka: Default::default(),
     };
     let mut config = config;
     customize(&mut config);

@@ -270,3 +270,73 @@ async fn waiting_for_a_position_that_never_comes_is_a_clear_503(backend: Backend
     )
     .await;
 }
+
+/// With `ORDERS_PROJECTION_ON_ERROR=stop` the read model halts at the bad event instead of
+/// skipping it: later events are not applied, and queries waiting for them say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_set_to_stop_halts_at_the_bad_event() {
+    let app = crate::harness::spawn_app_with(Backend::Sqlite, |c| {
+        c.projection_on_error = orders::projections::OnError::Stop
+    })
+    .await;
+    let store = orders::store::Store::open(&app.config.database)
+        .await
+        .unwrap();
+    let event = NewEvent::new("Order", "OrderTeleported", 1, json!({}));
+    store
+        .append_events(Uuid::now_v7(), ExpectedVersion::NoStream, vec![event])
+        .await
+        .unwrap();
+    let (_, position) = create(&app, Uuid::now_v7()).await;
+    let response = app
+        .get(&format!("/orders?min_position={position}"), &app.staff())
+        .await;
+    assert_problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "read-model-behind",
+    )
+    .await;
+    let (_, checkpoint) = app
+        .read_model()
+        .await
+        .state(orders::projections::ORDERS_PROJECTION)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        checkpoint < position,
+        "the checkpoint must not pass the bad event"
+    );
+    assert!(
+        app.read_model()
+            .await
+            .parked(orders::projections::ORDERS_PROJECTION)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Two service instances on one PostgreSQL database both run the projection: each event is
+/// applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_database_without_double_application() {
+    let first = spawn_app(Backend::Postgres).await;
+    let url = first.database_url.clone();
+    let second =
+        crate::harness::spawn_app_with(Backend::Sqlite, |c| c.database.database_url = url).await;
+    let mut last = 0;
+    for i in 0..20 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        last = last.max(create(app, Uuid::now_v7()).await.1);
+    }
+    for app in [&first, &second] {
+        let stats = app
+            .query(&format!("/stats?min_position={last}"), &app.staff())
+            .await;
+        assert_eq!(stats["orders_by_status"], json!([["created", 20]]));
+    }
+    let list = first.query("/orders?limit=100", &first.staff()).await;
+    assert_eq!(list["orders"].as_array().unwrap().len(), 20);
+}

@@ -1,0 +1,386 @@
+//! `kafka-bench`: the outbox relay's throughput against a bare rdkafka producer, and the delay
+//! from commit to consume.
+//!
+//! Against one broker (a tansu started for the run on a free loopback port, or `--brokers`) and
+//! one throw-away PostgreSQL database (`orders_bench_<uuid>`, dropped at the end), each round:
+//!
+//! - `bare`: a `FutureProducer` with the relay's own settings (idempotent, `acks=all`, same
+//!   linger) sends `--events` pre-built messages (the very key, headers and JSON value the relay
+//!   would send for the stored events) and waits for every acknowledgement;
+//! - `relay`: the relay publishes the same `--events` events, already committed in the store, from
+//!   checkpoint 0 until its stored checkpoint covers them all (reading the feed, building the
+//!   messages, waiting for acknowledgements and writing checkpoints included).
+//!
+//! Each on a fresh topic with 4 partitions; producer creation is timed in both. It prints
+//! events/s, the relay/bare ratio (target ≥ 0.8), medians over `--rounds`, then streams
+//! `--latency-events` single-event appends at `--rate` per second with the relay and a consumer
+//! (`fetch.wait.max.ms=10`) running, and prints the commit-to-consume delay (p50/p99/max).
+//!
+//! ```text
+//! cargo run --release -p bench --bin kafka-bench -- --events 20000 --rounds 3
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bench::db::BenchDatabase;
+use bench::stats::{Latency, median};
+use clap::Parser;
+use event_store::{EventStore, NewEvent};
+use event_store_postgres::{PostgresEventStore, PostgresOptions};
+use outbox::config::parse_properties;
+use outbox::consume::{ConsumerOptions, EventConsumer};
+use outbox::{KafkaConfig, OrderEventV1, Relay, RelayDb};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+use test_support::tansu::Tansu;
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+/// Flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kafka-bench",
+    about = "Outbox relay vs bare rdkafka producer, and commit-to-consume delay"
+)]
+struct Args {
+    /// Events per throughput case.
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Rounds of (bare, relay); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Relay batch size.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Events appended (one per append) for the latency measurement.
+    #[arg(long, default_value_t = 1000)]
+    latency_events: usize,
+    /// Appends per second during the latency measurement.
+    #[arg(long, default_value_t = 250)]
+    rate: u64,
+    /// Use this broker instead of starting tansu.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// PostgreSQL server (a user that may CREATE DATABASE).
+    #[arg(long, env = "TEST_DATABASE_URL", default_value = test_support::postgres::DEFAULT_SERVER_URL)]
+    server_url: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    max_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let broker = match &args.brokers {
+        Some(_) => None,
+        None => Some(Tansu::start()),
+    };
+    let brokers = args
+        .brokers
+        .clone()
+        .or_else(|| broker.as_ref().map(Tansu::bootstrap))
+        .context("no broker")?;
+    let database = BenchDatabase::create(&args.server_url).await?;
+    eprintln!("broker {brokers}; benchmark database {}", database.name);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(args.max_seconds),
+        run(&args, &brokers, broker.as_ref(), &database),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "gave up after {}s (--max-seconds)",
+            args.max_seconds
+        ))
+    });
+    if let Err(error) = database.drop_database().await {
+        eprintln!("warning: {error:#}");
+    }
+    outcome
+}
+
+async fn run(
+    args: &Args,
+    brokers: &str,
+    broker: Option<&Tansu>,
+    database: &BenchDatabase,
+) -> anyhow::Result<()> {
+    let options = PostgresOptions {
+        max_connections: 8,
+        ..Default::default()
+    };
+    let store = PostgresEventStore::connect(&database.url, options).await?;
+    store.migrate().await?;
+    let db = RelayDb::Postgres(store.pool().clone());
+    load(&store, &db, args.events).await?;
+    let started = Instant::now();
+    let messages = prebuilt(&store, args.events, args.batch_size).await?;
+    let read = started.elapsed();
+    println!(
+        "reading the feed and building the messages alone (batches of {}): {:.0} events/s",
+        args.batch_size,
+        args.events as f64 / read.as_secs_f64()
+    );
+    let bytes: usize = messages.iter().map(|m| m.value.len()).sum();
+    println!(
+        "{} events in the store, {} bytes of JSON value on average",
+        args.events,
+        bytes / args.events.max(1)
+    );
+
+    let (mut bare_rates, mut relay_rates) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let topic = format!("bench.bare.{round}");
+        create_topic(broker, &topic);
+        let bare = bare_producer(brokers, &topic, args, &messages).await?;
+        let topic = format!("bench.relay.{round}");
+        create_topic(broker, &topic);
+        let relay = relay_catch_up(&store, &db, brokers, &topic, args).await?;
+        let (bare_rate, relay_rate) = (
+            args.events as f64 / bare.as_secs_f64(),
+            args.events as f64 / relay.as_secs_f64(),
+        );
+        println!(
+            "round {round}: bare {bare_rate:>8.0} events/s ({bare:.2?})   relay {relay_rate:>8.0} events/s ({relay:.2?}, batches of {})   ratio {:.2}",
+            args.batch_size,
+            relay_rate / bare_rate
+        );
+        bare_rates.push(bare_rate);
+        relay_rates.push(relay_rate);
+    }
+    let (bare, relay) = (median(&bare_rates), median(&relay_rates));
+    println!(
+        "median: bare {bare:.0} events/s, relay {relay:.0} events/s (batch size {}), ratio {:.2} (target >= 0.80)",
+        args.batch_size,
+        relay / bare
+    );
+
+    let topic = "bench.latency";
+    create_topic(broker, topic);
+    let latency = commit_to_consume(&store, &db, brokers, topic, args).await?;
+    println!(
+        "commit to consume ({} events at {}/s, one event per append): p50 {:.1?}  p99 {:.1?}  max {:.1?}",
+        args.latency_events, args.rate, latency.p50, latency.p99, latency.max
+    );
+    Ok(())
+}
+
+/// Appends `events` order events, 10 per order in one append each, and waits until all have a
+/// position.
+async fn load(store: &PostgresEventStore, db: &RelayDb, events: usize) -> anyhow::Result<()> {
+    for _ in 0..events.div_ceil(10) {
+        let batch = (0..10).map(|i| order_event(i + 1)).collect();
+        store.append_events(Uuid::now_v7(), 0, batch).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.head().await? < (events.div_ceil(10) * 10) as u64 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the sequencer did not number the events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// A ~200-byte order event with the metadata the service writes.
+fn order_event(step: usize) -> NewEvent {
+    NewEvent::new(
+        "Order",
+        "OrderItemAdded",
+        1,
+        json!({"sku": format!("SKU-{step:04}"), "quantity": 2, "unit_price": 1050, "currency": "EUR",
+               "product_id": Uuid::now_v7()}),
+    )
+    .with_metadata(json!({
+        "correlation_id": Uuid::now_v7(),
+        "causation_id": Uuid::now_v7(),
+        "timestamp": chrono::Utc::now(),
+    }))
+}
+
+struct Prebuilt {
+    key: String,
+    headers: Vec<(&'static str, String)>,
+    value: Vec<u8>,
+}
+
+/// The messages the relay would send for the first `events` events of the feed.
+async fn prebuilt(
+    store: &PostgresEventStore,
+    events: usize,
+    batch_size: usize,
+) -> anyhow::Result<Vec<Prebuilt>> {
+    let mut out = Vec::with_capacity(events);
+    let mut after = 0;
+    while out.len() < events {
+        let page = store.read_all(after, batch_size).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position.unwrap_or(after);
+        let wanted = events - out.len();
+        for stored in page.into_iter().take(wanted) {
+            let event = OrderEventV1::from_recorded(stored);
+            out.push(Prebuilt {
+                key: event.key(),
+                headers: event.headers(),
+                value: serde_json::to_vec(&event)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn config(brokers: &str, topic: &str, args: &Args) -> KafkaConfig {
+    let mut config = KafkaConfig::new(brokers).with_topic(topic);
+    config.batch_size = args.batch_size;
+    config
+}
+
+/// Sends every pre-built message and waits for every acknowledgement.
+async fn bare_producer(
+    brokers: &str,
+    topic: &str,
+    args: &Args,
+    messages: &[Prebuilt],
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let producer: FutureProducer = config(brokers, topic, args).producer_config().create()?;
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for message in messages {
+        let headers =
+            message
+                .headers
+                .iter()
+                .fold(OwnedHeaders::new_with_capacity(7), |h, (name, text)| {
+                    h.insert(Header {
+                        key: name,
+                        value: Some(text.as_bytes()),
+                    })
+                });
+        let record = FutureRecord::to(topic)
+            .key(&message.key)
+            .payload(&message.value)
+            .headers(headers);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+    }
+    for delivery in deliveries {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Runs a relay from checkpoint 0 until it has stored the checkpoint of the last event.
+async fn relay_catch_up(
+    store: &PostgresEventStore,
+    db: &RelayDb,
+    brokers: &str,
+    topic: &str,
+    args: &Args,
+) -> anyhow::Result<Duration> {
+    let (stop, shutdown) = watch::channel(false);
+    let head = db.head().await?;
+    let started = Instant::now();
+    let relay = Relay::new(store.clone(), db.clone(), config(brokers, topic, args)).spawn(shutdown);
+    let done = relay
+        .wait_for_checkpoint(head, Duration::from_secs(120))
+        .await;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(done, "relay stuck at {:?}", relay.status());
+    let _ = stop.send(true);
+    relay.join().await;
+    Ok(elapsed)
+}
+
+/// Appends one event at a time at `--rate` with a relay and a consumer running; returns the
+/// delays from each append's return to its message's arrival.
+async fn commit_to_consume(
+    store: &PostgresEventStore,
+    db: &RelayDb,
+    brokers: &str,
+    topic: &str,
+    args: &Args,
+) -> anyhow::Result<Latency> {
+    let (stop, shutdown) = watch::channel(false);
+    let relay = Relay::new(store.clone(), db.clone(), config(brokers, topic, args)).spawn(shutdown);
+    let consumer = EventConsumer::connect(&ConsumerOptions {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        group: format!("bench-{}", Uuid::now_v7()),
+        properties: parse_properties("fetch.wait.max.ms=10").map_err(anyhow::Error::msg)?,
+    })?;
+    let arrived: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let sink = arrived.clone();
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(message)) = consumer.next(Duration::from_secs(30)).await {
+            if let Ok(event) = message.event {
+                sink.lock()
+                    .await
+                    .entry(event.event_id)
+                    .or_insert_with(Instant::now);
+            }
+        }
+    });
+    // The relay first catches up with the throughput rounds' events (they are in the same feed);
+    // measure only once it has and the consumer has received a first new event.
+    relay
+        .wait_for_checkpoint(db.head().await?, Duration::from_secs(120))
+        .await;
+    let warm_up = order_event(1);
+    let warm_id = warm_up.event_id;
+    store
+        .append_events(Uuid::now_v7(), 0, vec![warm_up])
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !arrived.lock().await.contains_key(&warm_id) {
+        anyhow::ensure!(Instant::now() < deadline, "the consumer received nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let mut committed = Vec::with_capacity(args.latency_events);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
+    for _ in 0..args.latency_events {
+        tick.tick().await;
+        let event = order_event(1);
+        let id = event.event_id;
+        store.append_events(Uuid::now_v7(), 0, vec![event]).await?;
+        committed.push((id, Instant::now()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delays = loop {
+        let arrived = arrived.lock().await;
+        if committed.iter().all(|(id, _)| arrived.contains_key(id)) || Instant::now() > deadline {
+            break committed
+                .iter()
+                .filter_map(|(id, at)| {
+                    arrived
+                        .get(id)
+                        .map(|got| got.saturating_duration_since(*at))
+                })
+                .collect::<Vec<_>>();
+        }
+        drop(arrived);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    anyhow::ensure!(
+        delays.len() == committed.len(),
+        "only {} of {} events arrived",
+        delays.len(),
+        committed.len()
+    );
+    let _ = stop.send(true);
+    relay.join().await;
+    reader.abort();
+    Ok(Latency::of(delays))
+}
+
+fn create_topic(broker: Option<&Tansu>, topic: &str) {
+    // With --brokers the broker's auto-creation (or the operator) provides the topic.
+    if let Some(broker) = broker {
+        broker.create_topic(topic);
+    }
+}
