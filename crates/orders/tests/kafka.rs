@@ -122,4 +122,25 @@ async fn broker_outage_mid_load_loses_nothing_and_commands_keep_working() {
     assert_eq!(checker.problems(), &[] as &[String]);
     assert_eq!(checker.versions().len(), 40);
     assert!(checker.versions().values().all(|v| *v == 2));
+
+    // The shipped consumer agrees: `orders kafka consume --check` exits 0 after 80 events.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
+        .args(["kafka", "consume", "--brokers", &brokers, "--topic", TOPIC])
+        .args(["--group", &format!("cli-{}", Uuid::now_v7())])
+        .args(["--count", "80", "--timeout", "30s", "--check", "--json"])
+        .env_remove("KAFKA_PROPERTIES")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "orders kafka consume --check failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(lines.len() >= 80);
+    assert!(lines.iter().all(|line| line["status"] != "problem"));
 }

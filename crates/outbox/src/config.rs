@@ -9,8 +9,8 @@ use rdkafka::ClientConfig;
 /// The topic events go to when `KAFKA_TOPIC` is not set.
 pub const DEFAULT_TOPIC: &str = "orders.events";
 
-/// Largest accepted relay batch: with [`crate::relay::MAX_IN_FLIGHT_BATCHES`] batches in flight
-/// this stays well under librdkafka's default local queue (100 000 messages).
+/// Largest accepted relay batch: with [`crate::relay::MAX_IN_FLIGHT_EVENTS`] in flight this stays
+/// under librdkafka's default local queue (100 000 messages).
 pub const MAX_BATCH_SIZE: usize = 10_000;
 
 /// Publishing to Kafka. Without `KAFKA_BROKERS` the service publishes nothing.

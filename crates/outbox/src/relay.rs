@@ -27,9 +27,11 @@ use crate::lease::Lease;
 use crate::metrics::{self, LagGauge};
 use crate::publish::{InFlight, send_batch};
 
-/// Batches sent but not yet acknowledged, at most. Keeps the producer busy while the relay waits
-/// for acknowledgements, without unbounded memory.
-pub const MAX_IN_FLIGHT_BATCHES: usize = 8;
+/// Events sent but not yet acknowledged, at most (plus one batch). A deep window keeps the
+/// producer's requests full while acknowledgements come back (measured: a window of 8 000 events
+/// halved catch-up throughput against a window of 50 000); it bounds the producer's memory (about
+/// 30 MB of ~600-byte messages) and what a crash republishes.
+pub const MAX_IN_FLIGHT_EVENTS: usize = 50_000;
 
 /// How often an idle relay looks for events nobody told it about.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -146,6 +148,8 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
         let batch_size = self.config.batch_size.clamp(1, MAX_BATCH_SIZE);
         let mut producer = self.producer()?;
         let mut pipeline: VecDeque<InFlight> = VecDeque::new();
+        let in_flight =
+            |pipeline: &VecDeque<InFlight>| pipeline.iter().map(|b| b.events).sum::<usize>();
         let mut next = checkpoint;
         // A batch read ahead while the previous one was being built: (read after, events).
         let mut prefetched: Option<(u64, Vec<RecordedEvent>)> = None;
@@ -156,7 +160,7 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
                 drain(pipeline, &mut lease, status, topic).await;
                 return Ok(Term::Stopped);
             }
-            if pipeline.len() < MAX_IN_FLIGHT_BATCHES {
+            if in_flight(&pipeline) < MAX_IN_FLIGHT_EVENTS {
                 let events = match prefetched.take() {
                     Some((after, events)) if after == next => events,
                     _ => self.store.read_all(next, batch_size).await?,
