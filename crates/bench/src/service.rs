@@ -397,3 +397,62 @@ impl CpuMark {
         })
     }
 }
+
+/// Histograms of the service's `/metrics` whose means the benchmarks print.
+pub const TIMED_METRICS: [&str; 4] = [
+    "command_duration_seconds",
+    "event_store_append_duration_seconds",
+    "projection_batch_seconds",
+    "http_request_duration_seconds",
+];
+
+impl Service {
+    /// `(series, count, mean seconds)` of every `_sum`/`_count` pair of the histograms in `names`
+    /// on the service's `GET /metrics`.
+    pub async fn histogram_means(
+        &self,
+        client: &reqwest::Client,
+        names: &[&str],
+    ) -> anyhow::Result<Vec<(String, f64, f64)>> {
+        let text = client
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let mut sums: Vec<(String, f64)> = Vec::new();
+        let mut counts: Vec<(String, f64)> = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            for base in names {
+                let key = |suffix: &str| {
+                    (name == format!("{base}{suffix}")).then(|| {
+                        format!("{base}{{{}", labels)
+                            .trim_end_matches('{')
+                            .to_owned()
+                    })
+                };
+                if let Some(key) = key("_sum") {
+                    sums.push((key, value));
+                } else if let Some(key) = key("_count") {
+                    counts.push((key, value));
+                }
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .filter(|(_, count)| *count > 0.0)
+            .filter_map(|(key, count)| {
+                let sum = sums.iter().find(|(k, _)| *k == key)?.1;
+                Some((key, count, sum / count))
+            })
+            .collect())
+    }
+}

@@ -252,6 +252,9 @@ async fn run(
     }
     db::settle_projection(&pool, SETTLE_LIMIT).await?;
     let sizes = stored_sizes(&pool).await?;
+    let means = service
+        .histogram_means(&client, &service::TIMED_METRICS)
+        .await?;
     let memory = service.memory()?;
     let stopped = service.stop(Duration::from_secs(30)).await?;
     pool.close().await;
@@ -315,6 +318,13 @@ async fn run(
         "Stored row sizes (mean bytes, payload / metadata): service events {:.0} / {:.0}, raw_events {:.0} / {:.0}.",
         sizes.0, sizes.1, sizes.2, sizes.3
     );
+    println!("Service metrics (all cases, warm-ups included): series, count, mean:");
+    for (series, count, mean) in &means {
+        println!(
+            "  {series}: {count:.0} × {}",
+            ms(Duration::from_secs_f64(*mean))
+        );
+    }
     match stopped.status {
         Some(status) => println!(
             "SIGTERM: the service exited with {status} after {}.",
@@ -345,7 +355,7 @@ fn print_case(kind: &str, result: &CaseResult) {
     let cpu = &result.cpu;
     let per_op = |secs: f64| secs * 1e6 / (result.ops.max(1) as f64);
     println!(
-        "{:<16} machine CPU busy {:.0}% of 2 cores; service {:.2} cores ({:.0} µs/{}), bench process {:.2} cores ({:.0} µs/{})",
+        "{:<16} machine CPU busy {:.0}% (all cores); service {:.2} cores ({:.0} µs/{}), bench process {:.2} cores ({:.0} µs/{})",
         "",
         cpu.machine_busy * 100.0,
         cpu.service_secs / cpu.wall_secs.max(f64::MIN_POSITIVE),

@@ -60,7 +60,7 @@ use orders::projections::batch::{BatchWrites, fold_batch, order_ids};
 use orders::projections::view::OrderView;
 use orders::projections::{ORDERS_PROJECTION, OnError, ReadModel, Tables, rebuild};
 use orders::store::Store;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -367,17 +367,19 @@ async fn run(args: &Args, database: &BenchDatabase, work_dir: &Path) -> anyhow::
         profile(&pool, &read_model, args.batch, total_events).await?;
     }
 
+    // Close this process's store first: its sequencer would compete with the service's.
+    pool.close().await;
+    drop(read_model);
+    drop(store);
     if !args.no_service {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&database.url)
+            .await?;
         visibility(args, database, work_dir, &pool).await?;
+        pool.close().await;
     }
-    store_close(&store).await;
     Ok(())
-}
-
-async fn store_close(store: &Store) {
-    if let Store::Postgres(pg) = store {
-        pg.pool().close().await;
-    }
 }
 
 fn per_sec(count: u64, elapsed: Duration) -> f64 {
@@ -966,6 +968,9 @@ async fn visibility(
     stop.store(true, Ordering::Relaxed);
     let (seen, polls) = poller.await.context("the poller panicked")??;
     let cpu = cpu.since(Some(service.pid()))?;
+    let means = service
+        .histogram_means(&client, &service::TIMED_METRICS)
+        .await?;
     let memory = service.memory()?;
     let stopped = service.stop(Duration::from_secs(30)).await?;
 
@@ -1024,6 +1029,13 @@ async fn visibility(
         cpu.service_secs,
         cpu.service_secs * 1000.0 / (sent.len() + args.warmup_commands) as f64,
     );
+    println!("\nService metrics (whole run, warm-up included): series, count, mean:");
+    for (series, count, mean) in &means {
+        println!(
+            "  {series}: {count:.0} × {}",
+            ms(Duration::from_secs_f64(*mean))
+        );
+    }
     println!(
         "Service memory: VmRSS {:.1} MiB, VmHWM (peak) {:.1} MiB; SIGTERM → exit {} in {}.",
         memory.rss_mib(),
