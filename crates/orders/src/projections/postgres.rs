@@ -195,9 +195,12 @@ impl PgReadModel {
 
     /// Committed events not yet numbered, and the age in seconds of the oldest of them.
     pub async fn feed_backlog(&self) -> sqlx::Result<(u64, f64)> {
+        // Two index lookups, not a join: the queue is tiny but its statistics can be stale (it
+        // churns), and a join plan chosen on them can scan the whole events table.
         let row = sqlx::query(
-            "SELECT COUNT(*) AS events, COALESCE(EXTRACT(EPOCH FROM now() - MIN(e.recorded_at))::float8, 0) AS oldest
-             FROM feed_queue q JOIN events e ON e.seq = q.seq",
+            "SELECT (SELECT COUNT(*) FROM feed_queue) AS events,
+                    COALESCE(EXTRACT(EPOCH FROM now() - (SELECT e.recorded_at FROM events e
+                        WHERE e.seq = (SELECT MIN(seq) FROM feed_queue)))::float8, 0) AS oldest",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -21,6 +21,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often a stopped projection tries the event it stopped at again.
 const STOPPED_RECHECK: Duration = Duration::from_secs(10);
 
+/// How often the runner checks whether the feed is held back (a query, kept off the hot path).
+const BACKLOG_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A feed held back longer than this is logged as a warning.
 const FEED_BLOCKED_WARNING: f64 = 5.0;
 
@@ -122,6 +125,7 @@ async fn run(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut last_backlog_check = Instant::now();
     loop {
         if *shutdown.borrow() {
             return;
@@ -141,7 +145,11 @@ async fn run(
                         "projection stopped at an event it cannot apply (ORDERS_PROJECTION_ON_ERROR=stop); fix and restart, or switch to park"
                     );
                 }
-                record_metrics(&read_model, &writes, started).await;
+                let check_backlog = last_backlog_check.elapsed() >= BACKLOG_CHECK_INTERVAL;
+                if check_backlog {
+                    last_backlog_check = Instant::now();
+                }
+                record_metrics(&read_model, &writes, started, check_backlog).await;
                 applied.send_if_modified(|p| {
                     let changed = writes.last_position > *p;
                     *p = (*p).max(writes.last_position);
@@ -175,6 +183,7 @@ async fn record_metrics(
     read_model: &ReadModel,
     writes: &super::batch::BatchWrites,
     started: Instant,
+    check_backlog: bool,
 ) {
     let labels = [("projection", ORDERS_PROJECTION)];
     metrics::counter!("projection_events_total", &labels).increment(writes.events as u64);
@@ -195,7 +204,8 @@ async fn record_metrics(
         };
         metrics::gauge!("projection_lag_seconds", &labels).set(seconds.max(0.0));
     }
-    if let Ok((events, oldest)) = read_model.feed_backlog().await
+    if check_backlog
+        && let Ok((events, oldest)) = read_model.feed_backlog().await
         && oldest > FEED_BLOCKED_WARNING
     {
         tracing::warn!(
