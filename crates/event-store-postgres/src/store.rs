@@ -208,6 +208,12 @@ impl EventStore for PostgresEventStore {
             })
     }
 
+    async fn position_after_append(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
+        // The sequencer numbers after commit: looking before its next round would only find NULL.
+        let _ = tokio::time::timeout(POSITION_TIMEOUT, self.sequencer.next_round()).await;
+        self.global_position(aggregate_id, version).await
+    }
+
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn find_idempotency_record(
         &self,

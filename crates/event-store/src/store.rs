@@ -89,6 +89,17 @@ pub trait EventStore: Send + Sync {
         version: u64,
     ) -> impl Future<Output = Result<u64>> + Send;
 
+    /// The global position of an event this process has just appended. Like
+    /// [`global_position`](Self::global_position), but a backend that numbers events after commit
+    /// may wait for its numbering first instead of looking too early.
+    fn position_after_append(
+        &self,
+        aggregate_id: Uuid,
+        version: u64,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        self.global_position(aggregate_id, version)
+    }
+
     /// The idempotency record stored under `scope` and `key`, if any.
     fn find_idempotency_record(
         &self,

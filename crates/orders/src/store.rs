@@ -135,6 +135,10 @@ impl EventStore for Store {
         delegate!(self, s => s.global_position(aggregate_id, version).await)
     }
 
+    async fn position_after_append(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
+        delegate!(self, s => s.position_after_append(aggregate_id, version).await)
+    }
+
     async fn find_idempotency_record(
         &self,
         scope: &str,

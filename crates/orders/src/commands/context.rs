@@ -18,6 +18,9 @@ pub struct CommandContext {
     pub idempotency: Option<IdempotencyKey>,
     /// W3C trace context of the request, if any.
     pub traceparent: Option<String>,
+    /// The caller just generated the aggregate id, so the stream cannot exist yet: the first
+    /// attempt skips loading it (the append still checks "no stream").
+    pub new_stream: bool,
 }
 
 impl CommandContext {
@@ -30,6 +33,7 @@ impl CommandContext {
             expected_version: None,
             idempotency: None,
             traceparent: None,
+            new_stream: false,
         }
     }
 }

@@ -85,7 +85,14 @@ impl<S: EventStore> CommandHandler<S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let Loaded { mut state, version } = self.load::<A>(id).await?;
+            let Loaded { mut state, version } = if context.new_stream && attempts == 1 {
+                Loaded {
+                    state: A::default(),
+                    version: 0,
+                }
+            } else {
+                self.load::<A>(id).await?
+            };
             guard(&state).map_err(CommandError::Denied)?;
             if let Some(expected) = context.expected_version
                 && expected != version
@@ -137,7 +144,7 @@ impl<S: EventStore> CommandHandler<S> {
                         Some(position) => position,
                         None => {
                             self.store
-                                .global_position(id, appended.last_version)
+                                .position_after_append(id, appended.last_version)
                                 .await?
                         }
                     };

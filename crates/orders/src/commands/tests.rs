@@ -307,3 +307,26 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_new_stream_hint_skips_the_load_but_never_overwrites() {
+    let handler = handler(0);
+    let id = create(&handler).await;
+    // Someone claims the id is new although the stream exists: the append's "no stream" check
+    // catches it, the retry loads the real state, and the aggregate refuses a second creation.
+    let mut command = fixtures::create_order();
+    command.order_id = id;
+    let context = CommandContext {
+        new_stream: true,
+        ..CommandContext::new()
+    };
+    let err = handler
+        .execute::<OrderAggregate>(id, command.into(), &context, allow, render)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::Rejected(OrderError::AlreadyExists)),
+        "{err:?}"
+    );
+    assert_eq!(handler.store().get_current_version(id).await.unwrap(), 1);
+}

@@ -361,6 +361,7 @@ async fn run_command(
         expected_version: headers.if_match,
         idempotency: key.clone(),
         traceparent: headers.traceparent.clone(),
+        new_stream: matches!(command, OrderCommand::Create(_)),
     };
     let guard = |order: &OrderAggregate| match order.customer_id() {
         Some(owner) if !principal.can_see(Some(owner)) => Err(AccessDenied::NotFound),
