@@ -34,9 +34,12 @@ async fn relay_killed_mid_batch_and_restarted_loses_nothing() {
             .checkpoint("kafka-relay:orders.events")
             .await
             .unwrap();
-        assert_eq!(
-            stored, at_kill,
-            "the stored checkpoint is the last acknowledged batch"
+        // The kill can land while the checkpoint write of the next acknowledged batch is already
+        // on its way to the database: then that write commits although the relay never learned
+        // it. Either way the stored checkpoint covers only acknowledged batches.
+        assert!(
+            stored >= at_kill && stored <= at_kill + BATCH as u64,
+            "the stored checkpoint {stored} is the last acknowledged batch (the relay reported {at_kill})"
         );
         assert!(stored < head, "killed before the end");
         kills.push(stored);
