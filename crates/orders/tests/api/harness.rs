@@ -134,6 +134,16 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// The status of an unauthenticated `GET` (health checks, docs).
+    pub async fn status_of(&self, path: &str) -> StatusCode {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))

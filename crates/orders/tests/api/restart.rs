@@ -69,21 +69,8 @@ async fn a_store_outage_is_503_without_internal_details() {
         );
     }
     assert_eq!(
-        app.client
-            .get(app.url("/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.status_of("/health/ready").await,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    assert_eq!(
-        app.client
-            .get(app.url("/health/live"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.status_of("/health/live").await, StatusCode::OK);
 }
