@@ -50,6 +50,30 @@ impl BenchDatabase {
         let _ = admin.close().await;
         Ok(())
     }
+
+    /// Drops the database unless `keep` (`--keep-database`), reporting either on stderr.
+    pub async fn finish(&self, keep: bool) {
+        if keep {
+            eprintln!("keeping database {} (--keep-database)", self.name);
+        } else if let Err(error) = self.drop_database().await {
+            eprintln!("warning: {error:#}");
+        } else {
+            eprintln!("dropped database {}", self.name);
+        }
+    }
+}
+
+/// Runs `work` until it ends or Ctrl-C arrives, so a benchmark always reaches its clean-up.
+pub async fn interruptible<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        outcome = work => outcome,
+        signal = tokio::signal::ctrl_c() => match signal {
+            Ok(()) => Err(anyhow::anyhow!("interrupted")),
+            Err(error) => Err(anyhow::Error::new(error).context("cannot listen for Ctrl-C")),
+        },
+    }
 }
 
 async fn admin_connection(server_url: &str) -> anyhow::Result<PgConnection> {

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bench::cli::parse_duration;
-use bench::db::{self, BenchDatabase};
+use bench::db::{self, BenchDatabase, interruptible};
 use bench::report::ms;
 use bench::service::{self, CpuMark, CpuUse, Memory, Service, ServiceOptions};
 use bench::stats::Latency;
@@ -129,20 +129,8 @@ async fn main() -> anyhow::Result<()> {
     let database = BenchDatabase::create(&args.server_url).await?;
     eprintln!("benchmark database: {}", database.name);
     let work_dir = service::scratch_dir("http-bench");
-    let outcome = tokio::select! {
-        outcome = run(&args, &database, &work_dir) => outcome,
-        signal = tokio::signal::ctrl_c() => match signal {
-            Ok(()) => Err(anyhow::anyhow!("interrupted")),
-            Err(error) => Err(anyhow::Error::new(error).context("cannot listen for Ctrl-C")),
-        },
-    };
-    if args.keep_database {
-        eprintln!("keeping database {} (--keep-database)", database.name);
-    } else if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
-    } else {
-        eprintln!("dropped database {}", database.name);
-    }
+    let outcome = interruptible(run(&args, &database, &work_dir)).await;
+    database.finish(args.keep_database).await;
     if outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&work_dir);
     } else {

@@ -29,7 +29,7 @@
 
 use anyhow::Context;
 use bench::cli::Args;
-use bench::db::{self, BenchDatabase};
+use bench::db::{self, BenchDatabase, interruptible};
 use bench::report;
 use bench::workload::{self, Case, CaseResult, Limits, Method};
 use clap::Parser;
@@ -42,20 +42,8 @@ async fn main() -> anyhow::Result<()> {
     args.validate()?;
     let database = BenchDatabase::create(&args.server_url).await?;
     eprintln!("benchmark database: {}", database.name);
-    let outcome = tokio::select! {
-        outcome = run(&args, &database) => outcome,
-        signal = tokio::signal::ctrl_c() => match signal {
-            Ok(()) => Err(anyhow::anyhow!("interrupted")),
-            Err(error) => Err(anyhow::Error::new(error).context("cannot listen for Ctrl-C")),
-        },
-    };
-    if args.keep_database {
-        eprintln!("keeping database {} (--keep-database)", database.name);
-    } else if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
-    } else {
-        eprintln!("dropped database {}", database.name);
-    }
+    let outcome = interruptible(run(&args, &database)).await;
+    database.finish(args.keep_database).await;
     outcome
 }
 
