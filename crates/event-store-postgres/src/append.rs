@@ -2,7 +2,8 @@
 
 use event_store::retry::{StoredEventRef, classify_existing};
 use event_store::{AppendRequest, AppendResult, EventStoreError, ExpectedVersion};
-use sqlx::{PgPool, Row};
+use sqlx::Row;
+use sqlx::postgres::PgConnection;
 use uuid::Uuid;
 
 use crate::errors::{UniqueViolation, unavailable, unique_violation};
@@ -41,7 +42,7 @@ SELECT (SELECT v FROM current_version) AS current_version,
 "#;
 
 /// The inclusive range of current versions an expectation accepts.
-fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
+pub(crate) fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
     match expected {
         ExpectedVersion::Any => (0, i64::MAX),
         ExpectedVersion::NoStream => (0, 0),
@@ -53,9 +54,9 @@ fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
     }
 }
 
-/// Appends `request` to PostgreSQL.
+/// Appends `request` to PostgreSQL on its own (no group commit).
 pub(crate) async fn append(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     request: &AppendRequest,
 ) -> Result<AppendResult, EventStoreError> {
     request.validate()?;
@@ -94,13 +95,13 @@ pub(crate) async fn append(
             .bind(idem.map(|r| r.key.as_str()))
             .bind(idem.map(|r| r.request_hash.as_str()))
             .bind(idem.map(|r| &r.response))
-            .fetch_one(pool)
+            .fetch_one(&mut *connection)
             .await;
         let row = match outcome {
             Ok(row) => row,
             Err(error) => match unique_violation(&error) {
                 Some(UniqueViolation::EventId) => {
-                    return explain_refusal(pool, request, None).await;
+                    return explain_refusal(connection, request, None).await;
                 }
                 Some(UniqueViolation::IdempotencyKey) => {
                     let record = idem
@@ -115,7 +116,7 @@ pub(crate) async fn append(
                 // is a conflict; with a loose one, read the new version and try again.
                 Some(UniqueViolation::StreamVersion) => match request.expected {
                     ExpectedVersion::Any | ExpectedVersion::StreamExists => continue,
-                    _ => return explain_refusal(pool, request, None).await,
+                    _ => return explain_refusal(connection, request, None).await,
                 },
                 None => return Err(unavailable(error)),
             },
@@ -124,7 +125,7 @@ pub(crate) async fn append(
         let inserted: i64 = row.try_get("inserted").map_err(unavailable)?;
         let current = unsigned(current, "version")?;
         if inserted == 0 {
-            return explain_refusal(pool, request, Some(current)).await;
+            return explain_refusal(connection, request, Some(current)).await;
         }
         tracing::debug!(aggregate_id = %request.aggregate_id, events = inserted, from_version = current + 1, "appended");
         return Ok(AppendResult {
@@ -146,18 +147,18 @@ pub(crate) async fn append(
 /// The append wrote nothing: it is either a retry of an earlier append (success), a duplicate
 /// event id, or a version conflict.
 async fn explain_refusal(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     request: &AppendRequest,
     current: Option<u64>,
 ) -> Result<AppendResult, EventStoreError> {
     let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
     let rows = sqlx::query(
-        "SELECT e.event_id, e.aggregate_id, e.version, p.position
-         FROM events e LEFT JOIN event_positions p ON p.seq = e.seq
-         WHERE e.event_id = ANY($1)",
+        "SELECT e.event_id, e.aggregate_id, e.version,
+                (SELECT p.position FROM event_positions p WHERE p.seq = e.seq) AS position
+         FROM events e WHERE e.event_id = ANY($1)",
     )
     .bind(&ids)
-    .fetch_all(pool)
+    .fetch_all(&mut *connection)
     .await
     .map_err(unavailable)?;
     let found = rows
@@ -178,7 +179,7 @@ async fn explain_refusal(
     }
     let actual = match current {
         Some(version) => version,
-        None => current_version(pool, request.aggregate_id).await?,
+        None => current_version(&mut *connection, request.aggregate_id).await?,
     };
     Err(EventStoreError::Conflict {
         aggregate_id: request.aggregate_id,
@@ -189,13 +190,13 @@ async fn explain_refusal(
 
 /// The stream's version (0 when it does not exist).
 pub(crate) async fn current_version(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     aggregate_id: Uuid,
 ) -> Result<u64, EventStoreError> {
     let version: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1")
             .bind(aggregate_id)
-            .fetch_one(pool)
+            .fetch_one(executor)
             .await
             .map_err(unavailable)?;
     unsigned(version, "version")

@@ -23,11 +23,15 @@
 //! ```
 
 mod append;
+mod connections;
 mod errors;
+mod group_commit;
+mod load;
 mod rows;
 pub mod sequencer;
 mod store;
 
+pub use group_commit::GroupCommitOptions;
 pub use store::{PostgresEventStore, PostgresOptions};
 
 /// The PostgreSQL schema migrations, embedded in the binary.

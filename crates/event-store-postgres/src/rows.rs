@@ -6,9 +6,11 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-/// The columns [`recorded_event`] reads, from `events e LEFT JOIN event_positions p`.
+/// The columns [`recorded_event`] reads from `events e`; the position is looked up by the unique
+/// `event_positions.seq`, one index probe per event whatever the table statistics.
 pub(crate) const EVENT_COLUMNS: &str = "e.event_id, e.aggregate_id, e.aggregate_type, e.version, \
-     p.position, e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at";
+     (SELECT p.position FROM event_positions p WHERE p.seq = e.seq) AS position, \
+     e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at";
 
 /// A non-negative database integer as `u64`, or a `Corrupt` error naming the column.
 pub(crate) fn unsigned(value: i64, column: &str) -> Result<u64, EventStoreError> {

@@ -4,17 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{
-    AppendRequest, AppendResult, EventStore, EventStoreError, IdempotencyRecord, RecordedEvent,
-    Result, Snapshot,
+    AppendRequest, AppendResult, EventStore, EventStoreError, IdempotencyRecord, LoadRequest,
+    RecordedEvent, Result, Snapshot, StreamLoad,
 };
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use uuid::Uuid;
 
+use crate::connections::{CommandConnections, release_after};
 use crate::errors::unavailable;
+use crate::group_commit::{GroupCommit, GroupCommitOptions};
 use crate::rows::{EVENT_COLUMNS, recorded_event, signed, unsigned};
 use crate::sequencer::Sequencer;
-use crate::{MIGRATOR, append};
+use crate::{MIGRATOR, append, load};
 
 /// How long [`EventStore::global_position`] waits for the sequencer before giving up.
 const POSITION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,10 +24,17 @@ const POSITION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
-    /// Upper bound on pooled connections.
+    /// Upper bound on connections of each pool: the command path's (loads and appends) and the
+    /// background one (sequencer, read models, tools).
     pub max_connections: u32,
     /// How long to wait for a free connection before failing with `Unavailable`.
     pub acquire_timeout: Duration,
+    /// Batch concurrent appends into shared statements and commits; `None` appends each on its
+    /// own. See [`GroupCommitOptions`].
+    pub group_commit: Option<GroupCommitOptions>,
+    /// Run this process's sequencer. Off only for tools and tests that must not write positions
+    /// (another process's sequencer still numbers this one's appends).
+    pub sequencer: bool,
 }
 
 impl Default for PostgresOptions {
@@ -34,33 +43,68 @@ impl Default for PostgresOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            group_commit: Some(GroupCommitOptions::default()),
+            sequencer: true,
         }
     }
 }
 
-/// The PostgreSQL event store. Clones share the pool and the sequencer.
+/// The PostgreSQL event store. Clones share the pools, the group-commit writer and the sequencer.
 #[derive(Debug, Clone)]
 pub struct PostgresEventStore {
     pool: PgPool,
-    sequencer: Arc<Sequencer>,
+    commands: CommandConnections,
+    group_commit: Option<GroupCommit>,
+    sequencer: Option<Arc<Sequencer>>,
 }
 
 impl PostgresEventStore {
-    /// Connects a pool to `url` and starts the sequencer. Does not migrate: call [`Self::migrate`].
+    /// Connects to `url` and starts the sequencer and group-commit writer on the current runtime.
+    /// Does not migrate: call [`Self::migrate`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self> {
+        let connect: PgConnectOptions = url.parse().map_err(unavailable)?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect(url)
+            // The server is asked when a connection is given back anyway; asking again when it
+            // is taken only adds a round trip.
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
             .await
             .map_err(unavailable)?;
-        Ok(Self::from_pool(pool))
+        let commands = CommandConnections::new(
+            connect,
+            options.max_connections as usize,
+            options.acquire_timeout,
+        );
+        Ok(Self::assemble(pool, commands, &options))
     }
 
-    /// Wraps an existing pool and starts the sequencer on the current runtime.
+    /// Wraps an existing pool (the command path gets connections of its own with the pool's
+    /// connect options) and starts the sequencer and writer with the default options.
     pub fn from_pool(pool: PgPool) -> Self {
-        let sequencer = Arc::new(Sequencer::spawn(pool.clone()));
-        Self { pool, sequencer }
+        let options = PostgresOptions::default();
+        let commands = CommandConnections::new(
+            pool.connect_options().as_ref().clone(),
+            options.max_connections as usize,
+            options.acquire_timeout,
+        );
+        Self::assemble(pool, commands, &options)
+    }
+
+    fn assemble(pool: PgPool, commands: CommandConnections, options: &PostgresOptions) -> Self {
+        let sequencer = options
+            .sequencer
+            .then(|| Arc::new(Sequencer::spawn(pool.clone())));
+        let group_commit = options
+            .group_commit
+            .map(|group| GroupCommit::spawn(commands.clone(), group));
+        Self {
+            pool,
+            commands,
+            group_commit,
+            sequencer,
+        }
     }
 
     /// Applies the embedded migrations that are not applied yet.
@@ -71,32 +115,59 @@ impl PostgresEventStore {
             .map_err(EventStoreError::unavailable)
     }
 
-    /// The connection pool, for read models and tools that share the database.
+    /// The background connection pool, for read models and tools that share the database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    async fn position_now(&self, aggregate_id: Uuid, version: u64) -> Result<Option<Option<i64>>> {
-        sqlx::query_scalar(
-            "SELECT p.position FROM events e LEFT JOIN event_positions p ON p.seq = e.seq
-             WHERE e.aggregate_id = $1 AND e.version = $2",
-        )
-        .bind(aggregate_id)
-        .bind(signed(version)?)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)
+    /// The command path's connections (in use, idle).
+    pub fn command_connections(&self) -> (usize, usize) {
+        self.commands.usage()
+    }
+
+    async fn append_alone(&self, request: &AppendRequest) -> Result<AppendResult> {
+        let mut connection = self.commands.get().await?;
+        let result = append::append(&mut connection, request).await;
+        if matches!(result, Err(EventStoreError::Unavailable(_))) {
+            drop(deadpool::managed::Object::take(connection));
+        }
+        result
+    }
+
+    async fn wait_for_sequencer(&self) {
+        match &self.sequencer {
+            Some(sequencer) => sequencer.next_round().await,
+            None => tokio::time::sleep(crate::sequencer::POLL_INTERVAL).await,
+        }
     }
 }
 
 impl EventStore for PostgresEventStore {
     #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id, events = request.events.len(), expected = %request.expected), err(level = "debug", Display))]
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
-        let result = append::append(&self.pool, &request).await;
-        if matches!(&result, Ok(r) if !r.deduplicated) {
-            self.sequencer.wake();
+        request.validate()?;
+        let result = match &self.group_commit {
+            Some(group) => group.append(request).await,
+            None => self.append_alone(&request).await,
+        };
+        if matches!(&result, Ok(r) if !r.deduplicated)
+            && let Some(sequencer) = &self.sequencer
+        {
+            sequencer.wake();
         }
         result
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id), err(level = "debug", Display))]
+    async fn load_stream(&self, request: LoadRequest) -> Result<StreamLoad> {
+        let mut connection = self.commands.get().await?;
+        match load::load_stream(&mut connection, &request).await {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                release_after(connection, Some(&error));
+                Err(unavailable(error))
+            }
+        }
     }
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
@@ -106,7 +177,7 @@ impl EventStore for PostgresEventStore {
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN event_positions p ON p.seq = e.seq
+            "SELECT {EVENT_COLUMNS} FROM events e
              WHERE e.aggregate_id = $1 AND e.version >= $2 ORDER BY e.version"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -170,9 +241,16 @@ impl EventStore for PostgresEventStore {
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        // Positions first, then each event by its primary key: a nested loop whatever the
+        // statistics say (`OFFSET 0` keeps the planner from flattening the lateral subquery).
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM event_positions p JOIN events e ON e.seq = p.seq
-             WHERE p.position > $1 ORDER BY p.position LIMIT $2"
+            "SELECT {EVENT_COLUMNS} FROM (
+                 SELECT position, seq FROM event_positions
+                 WHERE position > $1 ORDER BY position LIMIT $2
+             ) AS feed CROSS JOIN LATERAL (
+                 SELECT * FROM events WHERE events.seq = feed.seq OFFSET 0
+             ) AS e
+             ORDER BY feed.position"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(signed(after)?)
@@ -187,15 +265,9 @@ impl EventStore for PostgresEventStore {
     async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
         let wait = async {
             loop {
-                match self.position_now(aggregate_id, version).await? {
-                    None => {
-                        return Err(EventStoreError::EventNotFound {
-                            aggregate_id,
-                            version,
-                        });
-                    }
-                    Some(Some(position)) => return unsigned(position, "position"),
-                    Some(None) => self.sequencer.next_round().await,
+                match self.position_of(aggregate_id, version).await? {
+                    Some(position) => return Ok(position),
+                    None => self.wait_for_sequencer().await,
                 }
             }
         };
@@ -208,10 +280,24 @@ impl EventStore for PostgresEventStore {
             })
     }
 
-    async fn position_after_append(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
-        // The sequencer numbers after commit: looking before its next round would only find NULL.
-        let _ = tokio::time::timeout(POSITION_TIMEOUT, self.sequencer.next_round()).await;
-        self.global_position(aggregate_id, version).await
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn position_of(&self, aggregate_id: Uuid, version: u64) -> Result<Option<u64>> {
+        let found: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT (SELECT p.position FROM event_positions p WHERE p.seq = e.seq)
+             FROM events e WHERE e.aggregate_id = $1 AND e.version = $2",
+        )
+        .bind(aggregate_id)
+        .bind(signed(version)?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        match found {
+            None => Err(EventStoreError::EventNotFound {
+                aggregate_id,
+                version,
+            }),
+            Some(position) => position.map(|p| unsigned(p, "position")).transpose(),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]

@@ -233,6 +233,11 @@ impl EventStore for SqliteEventStore {
         u64::try_from(position).map_err(|_| EventStoreError::Corrupt("negative position".into()))
     }
 
+    async fn position_of(&self, aggregate_id: Uuid, version: u64) -> Result<Option<u64>> {
+        // Numbered at commit: a stored event always has its position.
+        self.global_position(aggregate_id, version).await.map(Some)
+    }
+
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn find_idempotency_record(
         &self,

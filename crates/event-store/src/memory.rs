@@ -189,6 +189,10 @@ impl EventStore for InMemoryEventStore {
             })
     }
 
+    async fn position_of(&self, aggregate_id: Uuid, version: u64) -> Result<Option<u64>> {
+        self.global_position(aggregate_id, version).await.map(Some)
+    }
+
     async fn find_idempotency_record(
         &self,
         scope: &str,

@@ -5,8 +5,8 @@ use std::future::Future;
 use uuid::Uuid;
 
 use crate::{
-    AppendRequest, AppendResult, EventStoreError, ExpectedVersion, IdempotencyRecord, NewEvent,
-    RecordedEvent, Result, Snapshot,
+    AppendRequest, AppendResult, EventStoreError, ExpectedVersion, IdempotencyRecord, LoadRequest,
+    NewEvent, RecordedEvent, Result, Snapshot, StreamLoad,
 };
 
 /// An append-only store of event streams with a store-wide feed.
@@ -89,15 +89,44 @@ pub trait EventStore: Send + Sync {
         version: u64,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// The global position of an event this process has just appended. Like
-    /// [`global_position`](Self::global_position), but a backend that numbers events after commit
-    /// may wait for its numbering first instead of looking too early.
-    fn position_after_append(
+    /// The global position of a stored event if the feed has numbered it yet, without waiting:
+    /// `Ok(None)` while PostgreSQL's sequencer has not reached it, `EventNotFound` if there is no
+    /// such event. Read-your-writes resolves a write's consistency token with this.
+    fn position_of(
         &self,
         aggregate_id: Uuid,
         version: u64,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        self.global_position(aggregate_id, version)
+    ) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// The snapshot, the events after it and the idempotency record a command needs, as one
+    /// consistent read. Backends answer it in one round trip where they can; this default asks
+    /// the three questions one after another.
+    fn load_stream(&self, request: LoadRequest) -> impl Future<Output = Result<StreamLoad>> + Send {
+        async move {
+            let idempotency = match &request.idempotency {
+                Some(lookup) => {
+                    self.find_idempotency_record(&lookup.scope, &lookup.key)
+                        .await?
+                }
+                None => None,
+            };
+            let snapshot = match &request.snapshot {
+                Some(filter) => self.load_snapshot(request.aggregate_id).await?.filter(|s| {
+                    s.aggregate_type == filter.aggregate_type
+                        && s.schema_version == filter.schema_version
+                }),
+                None => None,
+            };
+            let from = snapshot.as_ref().map_or(1, |s| s.version + 1);
+            let events = self
+                .load_events_from_version(request.aggregate_id, from)
+                .await?;
+            Ok(StreamLoad {
+                snapshot,
+                events,
+                idempotency,
+            })
+        }
     }
 
     /// The idempotency record stored under `scope` and `key`, if any.

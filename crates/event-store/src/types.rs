@@ -173,3 +173,56 @@ pub struct IdempotencyRecord {
     /// Whatever the caller needs to answer the retry as it answered the original.
     pub response: Value,
 }
+
+/// Names an idempotency record to look up: the key's owner and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyLookup {
+    /// Who owns the key (the authenticated subject).
+    pub scope: String,
+    /// The client's key.
+    pub key: String,
+}
+
+/// Which snapshots a load may start from: only one of this aggregate type and state schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFilter {
+    /// The aggregate type the snapshot must be of.
+    pub aggregate_type: String,
+    /// The state schema version the loader can read; a snapshot of another one is ignored.
+    pub schema_version: u32,
+}
+
+/// Everything a command needs from the store before it decides, asked for at once so that a
+/// backend can answer in one round trip ([`crate::EventStore::load_stream`]).
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    /// The stream.
+    pub aggregate_id: Uuid,
+    /// Start from the stream's snapshot if it matches; `None` replays the whole stream.
+    pub snapshot: Option<SnapshotFilter>,
+    /// Also return this idempotency record, read in the same snapshot of the database as the
+    /// events: a retried command is recognised before any rule is checked.
+    pub idempotency: Option<IdempotencyLookup>,
+}
+
+impl LoadRequest {
+    /// Loads every event of `aggregate_id`, without snapshot or idempotency record.
+    pub fn stream(aggregate_id: Uuid) -> Self {
+        Self {
+            aggregate_id,
+            snapshot: None,
+            idempotency: None,
+        }
+    }
+}
+
+/// The answer to a [`LoadRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamLoad {
+    /// The matching snapshot, if the request asked for one and the stream has one.
+    pub snapshot: Option<Snapshot>,
+    /// The events after the snapshot (all of them without one), in version order.
+    pub events: Vec<RecordedEvent>,
+    /// The idempotency record asked for, if it exists.
+    pub idempotency: Option<IdempotencyRecord>,
+}

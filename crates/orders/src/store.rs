@@ -1,7 +1,8 @@
 //! The event store the configuration selects: PostgreSQL or the embedded SQLite file.
 
 use event_store::{
-    AppendRequest, AppendResult, EventStore, IdempotencyRecord, RecordedEvent, Result, Snapshot,
+    AppendRequest, AppendResult, EventStore, IdempotencyRecord, LoadRequest, RecordedEvent, Result,
+    Snapshot, StreamLoad,
 };
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use event_store_sqlite::{SqliteEventStore, SqliteOptions};
@@ -135,8 +136,12 @@ impl EventStore for Store {
         delegate!(self, s => s.global_position(aggregate_id, version).await)
     }
 
-    async fn position_after_append(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
-        delegate!(self, s => s.position_after_append(aggregate_id, version).await)
+    async fn position_of(&self, aggregate_id: Uuid, version: u64) -> Result<Option<u64>> {
+        delegate!(self, s => s.position_of(aggregate_id, version).await)
+    }
+
+    async fn load_stream(&self, request: LoadRequest) -> Result<StreamLoad> {
+        delegate!(self, s => s.load_stream(request).await)
     }
 
     async fn find_idempotency_record(

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::events;
-use crate::{EventStore, ExpectedVersion, RecordedEvent};
+use crate::{EventStore, EventStoreError, ExpectedVersion, RecordedEvent};
 
 async fn read_from<S: EventStore>(
     store: &S,
@@ -86,4 +86,24 @@ pub async fn global_position_matches_the_feed<S: EventStore>(store: S) {
         matches!(err, crate::EventStoreError::EventNotFound { .. }),
         "{err:?}"
     );
+}
+
+/// `position_of` never waits: once the feed has numbered an event it agrees with
+/// `global_position`; an event that is not stored is `EventNotFound`.
+pub async fn position_of_agrees_with_the_feed<S: EventStore>(store: S) {
+    let id = Uuid::now_v7();
+    let appended = store.append_events(id, 0, super::events(2)).await.unwrap();
+    if let Some(position) = appended.last_position {
+        assert_eq!(store.position_of(id, 2).await.unwrap(), Some(position));
+    }
+    let numbered = store.global_position(id, 2).await.unwrap();
+    assert_eq!(store.position_of(id, 2).await.unwrap(), Some(numbered));
+    assert_eq!(store.position_of(id, 1).await.unwrap(), Some(numbered - 1));
+    let missing = store.position_of(id, 3).await.unwrap_err();
+    assert!(
+        matches!(missing, EventStoreError::EventNotFound { version: 3, .. }),
+        "{missing:?}"
+    );
+    let loaded = store.load_events(id).await.unwrap();
+    assert_eq!(loaded[1].position, Some(numbered));
 }

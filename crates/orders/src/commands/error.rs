@@ -1,6 +1,6 @@
 //! What command handling can fail with; each variant says what it becomes over HTTP.
 
-use event_store::EventStoreError;
+use event_store::{EventStoreError, IdempotencyRecord};
 
 /// The caller may not act on this aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,9 +36,11 @@ pub enum CommandError<E: std::error::Error + 'static> {
         /// How many times the command was decided.
         attempts: usize,
     },
-    /// The idempotency key was used by a request that committed first. The caller replays it.
+    /// The idempotency key was used by a request that committed first (or by an earlier request
+    /// the load found). The caller answers from the record: the handler's copy when it has one,
+    /// otherwise looked up.
     #[error("idempotency key already used")]
-    IdempotencyKeyUsed,
+    IdempotencyKeyUsed(Option<Box<IdempotencyRecord>>),
     /// Stored events could not be decoded into the aggregate's events. HTTP 500.
     #[error("stored events cannot be read: {0}")]
     Corrupt(String),
@@ -51,7 +53,7 @@ impl<E: std::error::Error + 'static> From<EventStoreError> for CommandError<E> {
     fn from(error: EventStoreError) -> Self {
         match error {
             EventStoreError::Corrupt(detail) => Self::Corrupt(detail),
-            EventStoreError::IdempotencyKeyUsed { .. } => Self::IdempotencyKeyUsed,
+            EventStoreError::IdempotencyKeyUsed { .. } => Self::IdempotencyKeyUsed(None),
             other => Self::Store(other),
         }
     }

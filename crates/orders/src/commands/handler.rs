@@ -2,7 +2,8 @@
 
 use domain::Aggregate;
 use event_store::{
-    AppendRequest, EventStore, EventStoreError, ExpectedVersion, IdempotencyRecord, Snapshot,
+    AppendRequest, EventStore, EventStoreError, ExpectedVersion, IdempotencyLookup,
+    IdempotencyRecord, Snapshot,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -38,8 +39,10 @@ pub struct Outcome<A> {
     pub state: A,
     /// The stream version after the command.
     pub version: u64,
-    /// Global position of the last event written (or of the stream's last event, for a retry).
-    pub position: u64,
+    /// Global position of the last event written, when the store numbers events at commit
+    /// (SQLite); `None` on PostgreSQL, whose feed numbers it a moment later. The command never
+    /// waits for it: read-your-writes goes by the stream version (see ADR 0010).
+    pub position: Option<u64>,
     /// The response stored with the idempotency key, when one was given.
     pub response: Option<Value>,
     /// True when an earlier identical append was found and nothing was written.
@@ -66,7 +69,8 @@ impl<S: EventStore> CommandHandler<S> {
 
     /// Loads aggregate `id` (snapshot, then the events after it).
     pub async fn load<A: Aggregate>(&self, id: Uuid) -> Result<Loaded<A>, CommandError<A::Error>> {
-        load(&self.store, id, self.config.snapshot_every > 0).await
+        let (loaded, _) = load(&self.store, id, self.config.snapshot_every > 0, None).await?;
+        Ok(loaded)
     }
 
     /// Decides `command` against aggregate `id` and appends the resulting events.
@@ -85,13 +89,26 @@ impl<S: EventStore> CommandHandler<S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let Loaded { mut state, version } = if context.new_stream && attempts == 1 {
-                Loaded {
-                    state: A::default(),
-                    version: 0,
-                }
+            let Loaded {
+                mut state,
+                version,
+                position,
+            } = if context.new_stream && attempts == 1 {
+                // A fresh id: nothing to load. An earlier use of the key surfaces at the append.
+                Loaded::empty()
             } else {
-                self.load::<A>(id).await?
+                // The key is read with the stream, before any rule is checked: a retry of an
+                // applied command is answered from its record, never refused by the rules.
+                let lookup = context.idempotency.as_ref().map(|key| IdempotencyLookup {
+                    scope: key.scope.clone(),
+                    key: key.key.clone(),
+                });
+                let (loaded, record) =
+                    load(&self.store, id, self.config.snapshot_every > 0, lookup).await?;
+                if let Some(record) = record {
+                    return Err(CommandError::IdempotencyKeyUsed(Some(Box::new(record))));
+                }
+                loaded
             };
             guard(&state).map_err(CommandError::Denied)?;
             if let Some(expected) = context.expected_version
@@ -104,7 +121,6 @@ impl<S: EventStore> CommandHandler<S> {
             }
             let events = state.decide(&command).map_err(CommandError::Rejected)?;
             if events.is_empty() {
-                let position = self.position_of(id, version).await?;
                 return Ok(Outcome {
                     state,
                     version,
@@ -140,14 +156,7 @@ impl<S: EventStore> CommandHandler<S> {
                 Ok(appended) => {
                     self.maybe_snapshot(id, &state, version, appended.last_version)
                         .await;
-                    let position = match appended.last_position {
-                        Some(position) => position,
-                        None => {
-                            self.store
-                                .position_after_append(id, appended.last_version)
-                                .await?
-                        }
-                    };
+                    let position = appended.last_position;
                     tracing::info!(
                         version = appended.last_version,
                         position,
@@ -170,13 +179,12 @@ impl<S: EventStore> CommandHandler<S> {
                     // A concurrent request with the same idempotency key may be the one that won:
                     // then this is a retry to be answered from its record, not decided again.
                     if let Some(key) = &context.idempotency
-                        && self
+                        && let Some(record) = self
                             .store
                             .find_idempotency_record(&key.scope, &key.key)
                             .await?
-                            .is_some()
                     {
-                        return Err(CommandError::IdempotencyKeyUsed);
+                        return Err(CommandError::IdempotencyKeyUsed(Some(Box::new(record))));
                     }
                     if attempts >= self.config.max_attempts {
                         return Err(CommandError::Conflict { attempts });
@@ -187,17 +195,6 @@ impl<S: EventStore> CommandHandler<S> {
                 Err(other) => return Err(other.into()),
             }
         }
-    }
-
-    async fn position_of<E: std::error::Error + 'static>(
-        &self,
-        id: Uuid,
-        version: u64,
-    ) -> Result<u64, CommandError<E>> {
-        if version == 0 {
-            return Ok(0);
-        }
-        Ok(self.store.global_position(id, version).await?)
     }
 
     /// Saves a snapshot when the append crossed a multiple of `snapshot_every`. Best effort: a

@@ -1,7 +1,7 @@
-//! Loading an aggregate: the latest usable snapshot, then the events after it.
+//! Loading an aggregate: the latest usable snapshot, then the events after it, in one store call.
 
 use domain::Aggregate;
-use event_store::EventStore;
+use event_store::{EventStore, IdempotencyLookup, IdempotencyRecord, LoadRequest, SnapshotFilter};
 use uuid::Uuid;
 
 use super::CommandError;
@@ -14,41 +14,58 @@ pub struct Loaded<A> {
     pub state: A,
     /// The number of events folded into it (0: the stream does not exist).
     pub version: u64,
+    /// Global position of the stream's last event, when the load read that event and the feed
+    /// had numbered it (`None` right after a PostgreSQL commit, or when a snapshot covered it).
+    pub position: Option<u64>,
 }
 
-/// Loads `id`. A snapshot of another type or schema version, or one that does not deserialize,
-/// is ignored and the stream replayed from the start: a snapshot never changes what a load returns.
+impl<A: Default> Loaded<A> {
+    /// A stream that does not exist yet.
+    pub fn empty() -> Self {
+        Self {
+            state: A::default(),
+            version: 0,
+            position: None,
+        }
+    }
+}
+
+/// Loads `id`, and the idempotency record `key` names if any, in one consistent read.
+///
+/// A snapshot of another type or schema version is never returned by the store; one that does
+/// not deserialize is ignored and the stream replayed from the start (a second read): a snapshot
+/// never changes what a load returns.
 pub(crate) async fn load<A: Aggregate, S: EventStore>(
     store: &S,
     id: Uuid,
     use_snapshots: bool,
-) -> Result<Loaded<A>, CommandError<A::Error>> {
-    let mut loaded = Loaded {
-        state: A::default(),
-        version: 0,
+    key: Option<IdempotencyLookup>,
+) -> Result<(Loaded<A>, Option<IdempotencyRecord>), CommandError<A::Error>> {
+    let filter = use_snapshots.then(|| SnapshotFilter {
+        aggregate_type: A::TYPE.to_owned(),
+        schema_version: A::SNAPSHOT_VERSION,
+    });
+    let mut request = LoadRequest {
+        aggregate_id: id,
+        snapshot: filter,
+        idempotency: key,
     };
-    if use_snapshots && let Some(snapshot) = store.load_snapshot(id).await? {
-        let usable =
-            snapshot.aggregate_type == A::TYPE && snapshot.schema_version == A::SNAPSHOT_VERSION;
-        match usable.then(|| serde_json::from_value::<A>(snapshot.state)) {
-            Some(Ok(state)) => {
-                loaded = Loaded {
-                    state,
-                    version: snapshot.version,
-                }
+    let mut stream = store.load_stream(request.clone()).await?;
+    let mut loaded = Loaded::empty();
+    if let Some(snapshot) = stream.snapshot.take() {
+        match serde_json::from_value::<A>(snapshot.state) {
+            Ok(state) => {
+                loaded.state = state;
+                loaded.version = snapshot.version;
             }
-            Some(Err(error)) => {
-                tracing::warn!(%id, %error, "snapshot does not deserialize; replaying the stream")
-            }
-            None => {
-                tracing::debug!(%id, schema = snapshot.schema_version, "snapshot of another schema; replaying")
+            Err(error) => {
+                tracing::warn!(%id, %error, "snapshot does not deserialize; replaying the stream");
+                request.snapshot = None;
+                stream = store.load_stream(request).await?;
             }
         }
     }
-    let events = store
-        .load_events_from_version(id, loaded.version + 1)
-        .await?;
-    for recorded in &events {
+    for recorded in &stream.events {
         if recorded.version != loaded.version + 1 {
             return Err(CommandError::Corrupt(format!(
                 "stream {id} jumps from version {} to {}",
@@ -58,6 +75,7 @@ pub(crate) async fn load<A: Aggregate, S: EventStore>(
         let event = from_recorded::<A::Event>(recorded).map_err(CommandError::Corrupt)?;
         loaded.state.evolve(&event);
         loaded.version = recorded.version;
+        loaded.position = recorded.position;
     }
-    Ok(loaded)
+    Ok((loaded, stream.idempotency))
 }

@@ -62,7 +62,7 @@ async fn a_created_order_can_be_confirmed_and_reports_version_and_position() {
         )
         .await
         .unwrap();
-    assert_eq!((outcome.version, outcome.position), (2, 2));
+    assert_eq!((outcome.version, outcome.position), (2, Some(2)));
     assert_eq!(outcome.state.status(), OrderStatus::Confirmed);
     let events = handler.store().load_events(id).await.unwrap();
     assert_eq!(events[1].metadata["user_id"], "staff-1");
@@ -182,6 +182,9 @@ impl EventStore for RacingStore {
     }
     async fn global_position(&self, id: Uuid, version: u64) -> event_store::Result<u64> {
         self.inner.global_position(id, version).await
+    }
+    async fn position_of(&self, id: Uuid, version: u64) -> event_store::Result<Option<u64>> {
+        self.inner.position_of(id, version).await
     }
     async fn find_idempotency_record(
         &self,

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::consistency::ConsistencyToken;
+
 /// `POST /orders`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,9 +109,14 @@ pub struct OrderResponse {
     pub tracking_number: Option<String>,
     /// Stream version (also the `ETag`): send it back in `If-Match` to pin it.
     pub version: u64,
-    /// Global position of the order's last event.
+    /// Global position of the order's last event, once the feed has numbered it (on PostgreSQL
+    /// a write answers before that, so its response has none; SQLite numbers at commit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u64>,
+    /// Names the state this response shows, `<id>:<version>`: pass it as `consistent_with` to a
+    /// query to read at least this write (read-your-writes). Opaque to clients.
+    #[serde(default)]
+    pub consistency_token: String,
 }
 
 /// One line of an order.
@@ -156,6 +163,11 @@ impl OrderResponse {
             tracking_number: order.tracking_number().map(str::to_owned),
             version,
             position: None,
+            consistency_token: ConsistencyToken {
+                aggregate_id: id,
+                version,
+            }
+            .to_string(),
         }
     }
 }

@@ -29,7 +29,7 @@ impl From<CommandError<OrderError>> for Problem {
                 format!("the order kept changing while this command was decided ({attempts} attempts); retry"),
             ),
             // The caller handles this by replaying; reaching here means the record vanished.
-            CommandError::IdempotencyKeyUsed => Problem::new(
+            CommandError::IdempotencyKeyUsed(_) => Problem::new(
                 StatusCode::CONFLICT,
                 "idempotency-key-in-use",
                 "this Idempotency-Key was just used by another request; retry to get its response",

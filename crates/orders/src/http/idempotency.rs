@@ -2,8 +2,9 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use event_store::EventStore;
+use event_store::{EventStore, IdempotencyRecord};
 
+use super::consistency::ConsistencyToken;
 use super::dto::OrderResponse;
 use super::orders::command_response;
 use super::{AppState, Problem};
@@ -19,6 +20,16 @@ pub(super) async fn replay(
     let Some(record) = store.find_idempotency_record(&key.scope, &key.key).await? else {
         return Ok(None);
     };
+    answer(state, key, &record).await.map(Some)
+}
+
+/// Answers the request `key` describes from `record`, the stored outcome of the request that
+/// first used the key. The same key with another request is refused with 422.
+pub(super) async fn answer(
+    state: &AppState,
+    key: &IdempotencyKey,
+    record: &IdempotencyRecord,
+) -> Result<Response, Problem> {
     if record.request_hash != key.request_hash {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -36,10 +47,20 @@ pub(super) async fn replay(
             tracing::error!(%error, "stored idempotent response does not decode");
             Problem::internal()
         })?;
-    body.position = Some(store.global_position(body.id, body.version).await?);
+    // Records written before the token existed lack it; it is derived, never stored state.
+    body.consistency_token = ConsistencyToken {
+        aggregate_id: body.id,
+        version: body.version,
+    }
+    .to_string();
+    body.position = state
+        .handler
+        .store()
+        .position_of(body.id, body.version)
+        .await?;
     let mut response = command_response(status, body);
     response
         .headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    Ok(Some(response))
+    Ok(response)
 }

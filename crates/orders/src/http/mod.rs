@@ -1,5 +1,6 @@
 //! The HTTP API: routes, middleware, and the mapping of every error to a problem+json response.
 
+pub mod consistency;
 mod dto;
 mod errors;
 mod extract;

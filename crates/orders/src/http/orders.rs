@@ -9,6 +9,7 @@ use event_store::EventStore;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::consistency::ConsistencyToken;
 use super::dto::{
     CancelOrderRequest, CreateOrderRequest, EventsPage, EventsQuery, OrderResponse,
     ShipOrderRequest,
@@ -213,8 +214,13 @@ pub async fn get_order(
     // The cache is used only when it holds exactly the stream's current version.
     if let Some(cache) = &state.cache
         && let Some(cached) = cache.get(id, version).await
-        && let Ok(body) = serde_json::from_str::<OrderResponse>(&cached)
+        && let Ok(mut body) = serde_json::from_str::<OrderResponse>(&cached)
     {
+        body.consistency_token = ConsistencyToken {
+            aggregate_id: id,
+            version,
+        }
+        .to_string(); // entries cached before the token existed lack it
         if !principal.can_see(body.customer_id) {
             return Err(Problem::order_not_found(id));
         }
@@ -225,7 +231,7 @@ pub async fn get_order(
         return Err(Problem::order_not_found(id));
     }
     let mut body = OrderResponse::new(id, &loaded.state, loaded.version);
-    body.position = Some(store.global_position(id, loaded.version).await?);
+    body.position = loaded.position;
     if let Some(cache) = &state.cache
         && let Ok(json) = serde_json::to_string(&body)
     {
@@ -349,11 +355,8 @@ async fn run_command(
         key: key.clone(),
         request_hash: super::extract::request_hash(method.as_str(), &path, raw),
     });
-    if let Some(key) = &key
-        && let Some(replayed) = idempotency::replay(state, key).await?
-    {
-        return Ok(replayed);
-    }
+    // No lookup up front: the key is read together with the order (or, for a creation, checked
+    // by the append itself), so a keyed command costs no extra round trip.
     let context = CommandContext {
         correlation_id: headers.correlation_id,
         causation_id: headers.request_id,
@@ -378,17 +381,21 @@ async fn run_command(
         .await
     {
         Ok(outcome) => outcome,
-        Err(crate::commands::CommandError::IdempotencyKeyUsed) => {
-            // A concurrent request with the same key committed first: answer as it was answered.
+        Err(crate::commands::CommandError::IdempotencyKeyUsed(record)) => {
+            // An earlier or concurrent request with the same key committed first: answer as it
+            // was answered.
             let key = key.as_ref().ok_or_else(Problem::internal)?;
-            return idempotency::replay(state, key)
-                .await?
-                .ok_or_else(Problem::internal);
+            return match record {
+                Some(record) => idempotency::answer(state, key, &record).await,
+                None => idempotency::replay(state, key)
+                    .await?
+                    .ok_or_else(Problem::internal),
+            };
         }
         Err(error) => return Err(error.into()),
     };
     let mut body = OrderResponse::new(id, &outcome.state, outcome.version);
-    body.position = Some(outcome.position);
+    body.position = outcome.position;
     Ok(command_response(status, body))
 }
 

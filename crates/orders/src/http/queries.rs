@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::consistency;
 use super::extract::ApiQuery;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
@@ -30,7 +31,11 @@ pub struct ListParams {
     pub cursor: Option<Uuid>,
     /// Page size, 1–100 (default 20).
     pub limit: Option<usize>,
-    /// Wait until the read model includes this global position (from a write's response).
+    /// Wait until the read model includes these writes: `consistency_token`s from write
+    /// responses, comma-separated (at most 16).
+    pub consistent_with: Option<String>,
+    /// Wait until the read model includes this global position (from the feed or an order's
+    /// events; writes answer with a `consistency_token` instead).
     pub min_position: Option<u64>,
 }
 
@@ -49,6 +54,8 @@ pub struct OrderPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
+    /// Wait until the read model includes these writes (see `GET /orders`).
+    pub consistent_with: Option<String>,
     /// Wait until the read model includes this global position.
     pub min_position: Option<u64>,
 }
@@ -92,7 +99,12 @@ pub async fn list_orders(
             format!("limit must be 1 to {MAX_PAGE}"),
         ));
     }
-    let generation = caught_up(&state, params.min_position).await?;
+    let generation = caught_up(
+        &state,
+        params.min_position,
+        params.consistent_with.as_deref(),
+    )
+    .await?;
     let query = ListQuery {
         customer_id,
         status: params.status,
@@ -127,7 +139,12 @@ pub async fn stats(
     if principal.role != Role::Staff {
         return Err(Problem::forbidden("only staff may read the summary"));
     }
-    let (generation, _) = caught_up(&state, params.min_position).await?;
+    let (generation, _) = caught_up(
+        &state,
+        params.min_position,
+        params.consistent_with.as_deref(),
+    )
+    .await?;
     let stats = state
         .projections
         .read_model
@@ -137,10 +154,23 @@ pub async fn stats(
     Ok(Json(stats).into_response())
 }
 
-/// Waits (bounded) for the read model to include `min_position`; returns (generation, checkpoint).
-async fn caught_up(state: &AppState, min_position: Option<u64>) -> Result<(i32, u64), Problem> {
-    if let Some(position) = min_position
-        && !state.projections.wait_for(position, state.read_wait).await
+/// Waits (bounded) for the read model to include `min_position` and the writes `tokens` names;
+/// returns (generation, checkpoint).
+async fn caught_up(
+    state: &AppState,
+    min_position: Option<u64>,
+    tokens: Option<&str>,
+) -> Result<(i32, u64), Problem> {
+    let deadline = tokio::time::Instant::now() + state.read_wait;
+    let tokens = tokens.map(consistency::parse_tokens).transpose()?;
+    let written = match &tokens {
+        Some(tokens) => Some(consistency::resolve(state.handler.store(), tokens, deadline).await?),
+        None => None,
+    };
+    let wanted = min_position.max(written);
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if let Some(position) = wanted
+        && !state.projections.wait_for(position, left).await
     {
         // Another instance may be the one applying events: check the durable checkpoint too.
         let (_, checkpoint) = current(state).await?;

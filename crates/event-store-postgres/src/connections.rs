@@ -1,0 +1,83 @@
+//! The command path's own connections: pooled, but never pinged.
+//!
+//! sqlx's pool sends a `Sync` round trip when a connection is taken (unless switched off) and
+//! always again when it is given back. On a path whose whole cost is one or two statements that
+//! was about a third of the round trips per command, so commands (loads and appends) use this
+//! pool instead: a deadpool whose recycling does nothing. A connection that failed with anything
+//! but a database error (an I/O or protocol error) is taken out of the pool and closed; sqlx
+//! itself drains a connection whose query was abandoned half-way before its next query.
+
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, RecycleResult};
+use event_store::EventStoreError;
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+/// A connection on loan from [`CommandConnections`].
+pub(crate) type Connection = managed::Object<Manager>;
+
+/// Opens connections with the store's connect options; recycles them without a round trip.
+#[derive(Debug)]
+pub(crate) struct Manager {
+    options: PgConnectOptions,
+}
+
+impl managed::Manager for Manager {
+    type Type = PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
+        self.options.connect().await
+    }
+
+    async fn recycle(&self, _: &mut PgConnection, _: &Metrics) -> RecycleResult<sqlx::Error> {
+        Ok(())
+    }
+}
+
+/// The pool of command connections.
+#[derive(Debug, Clone)]
+pub(crate) struct CommandConnections {
+    pool: managed::Pool<Manager>,
+}
+
+impl CommandConnections {
+    /// Up to `max` connections opened on demand; waiting for one gives up after `wait`.
+    pub(crate) fn new(options: PgConnectOptions, max: usize, wait: Duration) -> Self {
+        let pool = managed::Pool::builder(Manager { options })
+            .max_size(max.max(1))
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(wait))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .expect("a pool with a runtime and timeouts always builds");
+        Self { pool }
+    }
+
+    /// A connection, opening one if none is idle and the pool is not full.
+    pub(crate) async fn get(&self) -> Result<Connection, EventStoreError> {
+        self.pool.get().await.map_err(|error| {
+            tracing::warn!(%error, "no database connection for a command");
+            EventStoreError::unavailable(std::io::Error::other(format!(
+                "no database connection: {error}"
+            )))
+        })
+    }
+
+    /// Connections (in use, idle).
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (
+            status.size.saturating_sub(status.available),
+            status.available,
+        )
+    }
+}
+
+/// Gives `connection` back unless `error` says the connection itself is broken.
+pub(crate) fn release_after(connection: Connection, error: Option<&sqlx::Error>) {
+    if error.is_some_and(|e| e.as_database_error().is_none()) {
+        drop(managed::Object::take(connection));
+    }
+}
