@@ -276,7 +276,9 @@ async fn an_unusable_snapshot_is_ignored() {
         };
         // Replace whatever is there (same version: the store keeps the newest save).
         handler.store().save_snapshot(snapshot).await.unwrap();
-        assert_eq!(handler.load::<OrderAggregate>(id).await.unwrap(), truth);
+        // State and version; the position is known only when the load read the last event.
+        let loaded = handler.load::<OrderAggregate>(id).await.unwrap();
+        assert_eq!((loaded.state, loaded.version), (truth.state.clone(), truth.version));
     }
 }
 
@@ -305,7 +307,7 @@ proptest! {
             let without = CommandHandler::new(with.store().clone(), HandlerConfig { snapshot_every: 0, max_attempts: 1 });
             let a = with.load::<OrderAggregate>(id).await.unwrap();
             let b = without.load::<OrderAggregate>(id).await.unwrap();
-            prop_assert_eq!(a, b);
+            prop_assert_eq!((a.state, a.version), (b.state, b.version));
             Ok(())
         })?;
     }

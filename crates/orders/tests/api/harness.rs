@@ -163,6 +163,36 @@ impl TestApp {
         body["id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// The global position of the write whose response body is `written`: its `position` when
+    /// the store numbered it at commit (SQLite), otherwise read from the order's events once the
+    /// feed has numbered it (PostgreSQL numbers a moment after the commit; generous deadline).
+    pub async fn feed_position(&self, written: &Value) -> u64 {
+        if let Some(position) = written["position"].as_u64() {
+            return position;
+        }
+        let (id, version) = (
+            written["id"].as_str().unwrap(),
+            written["version"].as_u64().unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let page = self
+                .query(
+                    &format!("/orders/{id}/events?from_version={version}&limit=1"),
+                    &self.staff(),
+                )
+                .await;
+            if let Some(position) = page["events"][0]["position"].as_u64() {
+                return position;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id}:{version} was never numbered"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// The read model of the service's database (a second handle on it).
     pub async fn read_model(&self) -> orders::projections::ReadModel {
         let store = orders::store::Store::open(&self.config.database)

@@ -34,7 +34,7 @@ async fn an_order_walks_its_whole_lifecycle(backend: Backend) {
         ),
         (Some("created"), Some(1), Some(2499))
     );
-    let mut last_position = body["position"].as_u64().unwrap();
+    let mut last_position = app.feed_position(&body).await;
 
     for (action, request, status, version) in [
         ("confirm", None, "confirmed", 2),
@@ -59,7 +59,7 @@ async fn an_order_walks_its_whole_lifecycle(backend: Backend) {
             (body["status"].as_str(), body["version"].as_u64()),
             (Some(status), Some(version))
         );
-        let position = body["position"].as_u64().unwrap();
+        let position = app.feed_position(&body).await;
         assert!(position > last_position, "positions grow with every write");
         last_position = position;
     }

@@ -33,6 +33,7 @@ async fn traffic(app: &TestApp) -> (Uuid, Uuid, u64) {
     let customer = Uuid::now_v7();
     let snapshotted = app.create_order(customer).await;
     let mut last = 0;
+    let mut snapshotted_token = String::new();
     for action in ["confirm", "ship", "deliver"] {
         let response = app
             .post(
@@ -42,22 +43,23 @@ async fn traffic(app: &TestApp) -> (Uuid, Uuid, u64) {
             )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
-        last = response.json::<Value>().await.unwrap()["position"]
-            .as_u64()
-            .unwrap();
+        let body = response.json::<Value>().await.unwrap();
+        last = app.feed_position(&body).await;
+        snapshotted_token = body["consistency_token"].as_str().unwrap().to_owned();
     }
     let other = app.create_order(customer).await;
     let response = app
         .post(&format!("/orders/{other}/confirm"), &app.staff(), None)
         .await;
-    last = last.max(
-        response.json::<Value>().await.unwrap()["position"]
-            .as_u64()
-            .unwrap(),
-    );
-    // Let the projection catch up before the CLI compares.
-    app.query(&format!("/orders?min_position={last}"), &app.staff())
-        .await;
+    let body = response.json::<Value>().await.unwrap();
+    last = last.max(app.feed_position(&body).await);
+    let other_token = body["consistency_token"].as_str().unwrap();
+    // Let the projection catch up before the CLI compares (read-your-writes by token).
+    app.query(
+        &format!("/orders?consistent_with={snapshotted_token},{other_token}"),
+        &app.staff(),
+    )
+    .await;
     (snapshotted, other, last)
 }
 

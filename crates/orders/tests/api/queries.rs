@@ -14,9 +14,11 @@ crate::on_both_backends!(
     a_restart_resumes_the_projection_without_loss_or_duplicates,
     an_event_the_projection_cannot_apply_is_parked_and_the_rest_continue,
     waiting_for_a_position_that_never_comes_is_a_clear_503,
+    a_consistency_token_reads_the_write_it_names,
+    malformed_and_unknown_consistency_tokens_are_refused,
 );
 
-/// Creates an order for `customer` and returns (id, position).
+/// Creates an order for `customer` and returns (id, position of the write in the feed).
 async fn create(app: &TestApp, customer: Uuid) -> (Uuid, u64) {
     let body: Value = app
         .post("/orders", &app.customer(customer), Some(order_body()))
@@ -26,7 +28,23 @@ async fn create(app: &TestApp, customer: Uuid) -> (Uuid, u64) {
         .unwrap();
     (
         body["id"].as_str().unwrap().parse().unwrap(),
-        body["position"].as_u64().unwrap(),
+        app.feed_position(&body).await,
+    )
+}
+
+/// Creates an order for `customer` and returns (id, consistency token of the write).
+async fn create_for_token(app: &TestApp, customer: Uuid) -> (Uuid, String) {
+    let body: Value = app
+        .post("/orders", &app.customer(customer), Some(order_body()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["id"].as_str().unwrap();
+    assert_eq!(body["consistency_token"], format!("{id}:1"));
+    (
+        id.parse().unwrap(),
+        body["consistency_token"].as_str().unwrap().to_owned(),
     )
 }
 
@@ -40,9 +58,8 @@ async fn act(app: &TestApp, id: Uuid, action: &str) -> u64 {
         .post(&format!("/orders/{id}/{action}"), &app.staff(), body)
         .await;
     assert_eq!(response.status(), StatusCode::OK, "{action}");
-    response.json::<Value>().await.unwrap()["position"]
-        .as_u64()
-        .unwrap()
+    let body = response.json::<Value>().await.unwrap();
+    app.feed_position(&body).await
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -339,4 +356,93 @@ async fn two_instances_share_one_database_without_double_application() {
     }
     let list = first.query("/orders?limit=100", &first.staff()).await;
     assert_eq!(list["orders"].as_array().unwrap().len(), 20);
+}
+
+/// Read-your-writes with the token a write answers with: a list and the summary asked with
+/// `consistent_with` include the write, on the first try, without the client knowing positions.
+async fn a_consistency_token_reads_the_write_it_names(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let customer = Uuid::now_v7();
+    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (id, token) = create_for_token(&app, customer).await;
+        ids.push(id.to_string());
+        tokens.push(token);
+    }
+    let confirmed: Value = app
+        .post(&format!("/orders/{}/confirm", ids[0]), &app.staff(), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(confirmed["consistency_token"], format!("{}:2", ids[0]));
+    tokens.push(confirmed["consistency_token"].as_str().unwrap().to_owned());
+
+    let all = tokens.join(",");
+    let list = app
+        .query(
+            &format!("/orders?customer={customer}&consistent_with={all}"),
+            &app.staff(),
+        )
+        .await;
+    let mut listed: Vec<String> = list["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids, "every write named by a token is listed");
+    let confirmed_list = app
+        .query(
+            &format!("/orders?status=confirmed&consistent_with={}", tokens[3]),
+            &app.staff(),
+        )
+        .await;
+    assert_eq!(confirmed_list["orders"].as_array().unwrap().len(), 1);
+    let stats = app
+        .query(&format!("/stats?consistent_with={all}"), &app.staff())
+        .await;
+    assert_eq!(
+        stats["orders_by_status"],
+        json!([["confirmed", 1], ["created", 2]])
+    );
+}
+
+async fn malformed_and_unknown_consistency_tokens_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for bad in ["nonsense", "0193a1b2-0000-7000-8000-000000000001:0", "x:1"] {
+        let response = app
+            .get(&format!("/orders?consistent_with={bad}"), &app.staff())
+            .await;
+        assert_problem(
+            response,
+            StatusCode::BAD_REQUEST,
+            "invalid-consistency-token",
+        )
+        .await;
+    }
+    let too_many = vec!["0193a1b2-0000-7000-8000-000000000001:1"; 17].join(",");
+    let response = app
+        .get(&format!("/stats?consistent_with={too_many}"), &app.staff())
+        .await;
+    assert_problem(
+        response,
+        StatusCode::BAD_REQUEST,
+        "invalid-consistency-token",
+    )
+    .await;
+    // Well-formed, but no such write: a client mistake, not a wait.
+    let (id, _) = create_for_token(&app, Uuid::now_v7()).await;
+    let response = app
+        .get(&format!("/orders?consistent_with={id}:2"), &app.staff())
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown-consistency-token",
+    )
+    .await;
 }
