@@ -26,6 +26,7 @@ mod append;
 mod connections;
 mod errors;
 mod group_commit;
+mod group_load;
 mod load;
 mod rows;
 pub mod sequencer;

@@ -1,5 +1,5 @@
-//! Loading a stream for a command: snapshot, events after it and idempotency record in one
-//! statement, with a plan that does not depend on table statistics.
+//! Loading streams for commands: snapshot, events after it and idempotency record, for any number
+//! of streams in one statement, with a plan that does not depend on table statistics.
 //!
 //! Every table is reached by equality on a unique index or by a range on the stream's own
 //! `(aggregate_id, version)` index, and the position of each event by a correlated lookup on
@@ -11,64 +11,96 @@ use event_store::{
     EventStoreError, IdempotencyRecord, LoadRequest, RecordedEvent, Snapshot, StreamLoad,
 };
 use sqlx::Row;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 
 use crate::rows::{recorded_event, unsigned};
 
-/// `$1` stream, `$2`/`$3` snapshot type and schema (NULL: no snapshot), `$4`/`$5` idempotency
-/// scope and key (NULL: none). Always at least one row; event columns are NULL when the stream has
-/// no events after the snapshot.
+/// Loads a batch of streams: per load (`$1`–`$5`, one array element each) the stream, the snapshot
+/// type and schema (NULL: no snapshot), the idempotency scope and key (NULL: none). At least one
+/// row per load, ordered by load then version; event columns are NULL when a stream has no events
+/// after its snapshot. Each lookup is a lateral subquery kept apart by `OFFSET 0`, so it runs as an
+/// index probe per load, never as a join the planner might turn into a scan.
 const LOAD_SQL: &str = r#"
-SELECT k.request_hash AS k_hash, k.response AS k_response,
+SELECT r.ix, k.request_hash AS k_hash, k.response AS k_response,
        s.version AS s_version, s.state AS s_state,
        e.event_id, e.aggregate_id, e.aggregate_type, e.version, e.position, e.event_type,
        e.schema_version, e.payload, e.metadata, e.recorded_at
-FROM (SELECT 1) AS one
-LEFT JOIN idempotency_keys k ON k.scope = $4 AND k.key = $5
-LEFT JOIN snapshots s ON s.aggregate_id = $1 AND s.aggregate_type = $2 AND s.schema_version = $3
+FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::text[])
+         WITH ORDINALITY AS r(stream, snapshot_type, snapshot_schema, scope, key, ix)
+LEFT JOIN LATERAL (
+    SELECT request_hash, response FROM idempotency_keys
+    WHERE scope = r.scope AND key = r.key OFFSET 0
+) k ON true
+LEFT JOIN LATERAL (
+    SELECT version, state FROM snapshots
+    WHERE aggregate_id = r.stream AND aggregate_type = r.snapshot_type
+      AND schema_version = r.snapshot_schema OFFSET 0
+) s ON true
 LEFT JOIN LATERAL (
     SELECT ev.event_id, ev.aggregate_id, ev.aggregate_type, ev.version, ev.event_type,
            ev.schema_version, ev.payload, ev.metadata, ev.recorded_at,
            (SELECT p.position FROM event_positions p WHERE p.seq = ev.seq) AS position
     FROM events ev
-    WHERE ev.aggregate_id = $1 AND ev.version > COALESCE(s.version, 0)
+    WHERE ev.aggregate_id = r.stream AND ev.version > COALESCE(s.version, 0)
+    OFFSET 0
 ) e ON true
-ORDER BY e.version
+ORDER BY r.ix, e.version
 "#;
-
-/// Runs `request` on `connection`.
-pub(crate) async fn load_stream(
-    connection: &mut PgConnection,
-    request: &LoadRequest,
-) -> Result<Decoded, sqlx::Error> {
-    let snapshot = request.snapshot.as_ref();
-    let schema = snapshot.map(|f| i32::try_from(f.schema_version).unwrap_or(i32::MAX));
-    let key = request.idempotency.as_ref();
-    sqlx::query(LOAD_SQL)
-        .bind(request.aggregate_id)
-        .bind(snapshot.map(|f| f.aggregate_type.as_str()))
-        .bind(schema)
-        .bind(key.map(|k| k.scope.as_str()))
-        .bind(key.map(|k| k.key.as_str()))
-        .fetch_all(&mut *connection)
-        .await
-        .map(|rows| decode(request, &rows))
-}
 
 /// Decoding errors are `Corrupt` (the rows came back), so they travel inside the `Ok`.
 pub(crate) type Decoded = Result<StreamLoad, EventStoreError>;
 
-fn decode(request: &LoadRequest, rows: &[sqlx::postgres::PgRow]) -> Decoded {
+/// Runs `requests` as one statement on `connection`; one answer per request, in order.
+pub(crate) async fn load_streams(
+    connection: &mut PgConnection,
+    requests: &[&LoadRequest],
+) -> Result<Vec<Decoded>, sqlx::Error> {
+    let n = requests.len();
+    let (mut streams, mut types, mut schemas, mut scopes, mut keys) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for request in requests {
+        let snapshot = request.snapshot.as_ref();
+        let key = request.idempotency.as_ref();
+        streams.push(request.aggregate_id);
+        types.push(snapshot.map(|f| f.aggregate_type.as_str()));
+        schemas.push(snapshot.map(|f| i32::try_from(f.schema_version).unwrap_or(i32::MAX)));
+        scopes.push(key.map(|k| k.scope.as_str()));
+        keys.push(key.map(|k| k.key.as_str()));
+    }
+    let rows = sqlx::query(LOAD_SQL)
+        .bind(&streams)
+        .bind(&types)
+        .bind(&schemas)
+        .bind(&scopes)
+        .bind(&keys)
+        .fetch_all(&mut *connection)
+        .await?;
+    let mut grouped: Vec<Vec<&PgRow>> = vec![Vec::new(); n];
+    for row in &rows {
+        let ix: i64 = row.try_get("ix")?;
+        if let Some(group) = usize::try_from(ix - 1).ok().and_then(|i| grouped.get_mut(i)) {
+            group.push(row);
+        }
+    }
+    Ok(requests
+        .iter()
+        .zip(grouped)
+        .map(|(request, rows)| decode(request, &rows))
+        .collect())
+}
+
+fn decode(request: &LoadRequest, rows: &[&PgRow]) -> Decoded {
     let corrupt = |e: sqlx::Error| EventStoreError::Corrupt(e.to_string());
     let Some(first) = rows.first() else {
         return Err(EventStoreError::Corrupt("the load returned no row".into()));
     };
-    let idempotency = match (
-        &request.idempotency,
-        first
-            .try_get::<Option<String>, _>("k_hash")
-            .map_err(corrupt)?,
-    ) {
+    let hash: Option<String> = first.try_get("k_hash").map_err(corrupt)?;
+    let idempotency = match (&request.idempotency, hash) {
         (Some(lookup), Some(request_hash)) => Some(IdempotencyRecord {
             scope: lookup.scope.clone(),
             key: lookup.key.clone(),
@@ -77,12 +109,8 @@ fn decode(request: &LoadRequest, rows: &[sqlx::postgres::PgRow]) -> Decoded {
         }),
         _ => None,
     };
-    let snapshot = match (
-        &request.snapshot,
-        first
-            .try_get::<Option<i64>, _>("s_version")
-            .map_err(corrupt)?,
-    ) {
+    let snapshot_version: Option<i64> = first.try_get("s_version").map_err(corrupt)?;
+    let snapshot = match (&request.snapshot, snapshot_version) {
         (Some(filter), Some(version)) => Some(Snapshot {
             aggregate_id: request.aggregate_id,
             aggregate_type: filter.aggregate_type.clone(),
@@ -94,11 +122,8 @@ fn decode(request: &LoadRequest, rows: &[sqlx::postgres::PgRow]) -> Decoded {
     };
     let mut events: Vec<RecordedEvent> = Vec::with_capacity(rows.len());
     for row in rows {
-        if row
-            .try_get::<Option<uuid::Uuid>, _>("event_id")
-            .map_err(corrupt)?
-            .is_some()
-        {
+        let id: Option<uuid::Uuid> = row.try_get("event_id").map_err(corrupt)?;
+        if id.is_some() {
             events.push(recorded_event(row)?);
         }
     }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::connections::{CommandConnections, release_after};
 use crate::errors::unavailable;
 use crate::group_commit::{GroupCommit, GroupCommitOptions};
+use crate::group_load::GroupLoad;
 use crate::rows::{EVENT_COLUMNS, recorded_event, signed, unsigned};
 use crate::sequencer::Sequencer;
 use crate::{MIGRATOR, append, load};
@@ -29,8 +30,8 @@ pub struct PostgresOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection before failing with `Unavailable`.
     pub acquire_timeout: Duration,
-    /// Batch concurrent appends into shared statements and commits; `None` appends each on its
-    /// own. See [`GroupCommitOptions`].
+    /// Batch concurrent appends into shared statements and commits, and concurrent loads into
+    /// shared statements; `None` runs each on its own. See [`GroupCommitOptions`].
     pub group_commit: Option<GroupCommitOptions>,
     /// Run this process's sequencer. Off only for tools and tests that must not write positions
     /// (another process's sequencer still numbers this one's appends).
@@ -55,6 +56,7 @@ pub struct PostgresEventStore {
     pool: PgPool,
     commands: CommandConnections,
     group_commit: Option<GroupCommit>,
+    group_load: Option<GroupLoad>,
     sequencer: Option<Arc<Sequencer>>,
 }
 
@@ -99,10 +101,16 @@ impl PostgresEventStore {
         let group_commit = options
             .group_commit
             .map(|group| GroupCommit::spawn(commands.clone(), group));
+        // Loads are batched whenever appends are: both are the same trade (a task hop for
+        // shared statements), switched together.
+        let group_load = options
+            .group_commit
+            .map(|_| GroupLoad::spawn(commands.clone()));
         Self {
             pool,
             commands,
             group_commit,
+            group_load,
             sequencer,
         }
     }
@@ -160,9 +168,17 @@ impl EventStore for PostgresEventStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id), err(level = "debug", Display))]
     async fn load_stream(&self, request: LoadRequest) -> Result<StreamLoad> {
+        if let Some(group) = &self.group_load {
+            return group.load(request).await;
+        }
         let mut connection = self.commands.get().await?;
-        match load::load_stream(&mut connection, &request).await {
-            Ok(decoded) => decoded,
+        match load::load_streams(&mut connection, &[&request]).await {
+            Ok(mut answers) => {
+                release_after(connection, None);
+                answers.pop().unwrap_or_else(|| {
+                    Err(EventStoreError::Corrupt("the load returned nothing".into()))
+                })
+            }
             Err(error) => {
                 release_after(connection, Some(&error));
                 Err(unavailable(error))
