@@ -24,6 +24,11 @@ pub struct DatabaseConfig {
     /// Maximum pooled database connections (PostgreSQL) or read connections (SQLite).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
+
+    /// PostgreSQL: let concurrent commands share statements and commits (group commit and group
+    /// loads). `false` sends every load and append on its own (ADR 0010).
+    #[arg(long, env = "DATABASE_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
 }
 
 /// The database a [`DatabaseConfig`] selects.

@@ -83,7 +83,10 @@ pub(crate) async fn load_streams(
     let mut grouped: Vec<Vec<&PgRow>> = vec![Vec::new(); n];
     for row in &rows {
         let ix: i64 = row.try_get("ix")?;
-        if let Some(group) = usize::try_from(ix - 1).ok().and_then(|i| grouped.get_mut(i)) {
+        if let Some(group) = usize::try_from(ix - 1)
+            .ok()
+            .and_then(|i| grouped.get_mut(i))
+        {
             group.push(row);
         }
     }

@@ -65,6 +65,11 @@ impl PostgresEventStore {
     /// Does not migrate: call [`Self::migrate`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self> {
         let connect: PgConnectOptions = url.parse().map_err(unavailable)?;
+        Self::connect_with(connect, options).await
+    }
+
+    /// Like [`Self::connect`], with parsed connection options.
+    pub async fn connect_with(connect: PgConnectOptions, options: PostgresOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)

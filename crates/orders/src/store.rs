@@ -26,9 +26,11 @@ impl Store {
     pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Self> {
         let store = match config.backend()? {
             DatabaseBackend::Postgres { url } => {
+                let defaults = PostgresOptions::default();
                 let options = PostgresOptions {
                     max_connections: config.max_connections,
-                    ..Default::default()
+                    group_commit: defaults.group_commit.filter(|_| config.group_commit),
+                    ..defaults
                 };
                 Self::Postgres(PostgresEventStore::connect(&url, options).await?)
             }

@@ -36,8 +36,8 @@ use bench::stats::Latency;
 use chrono::Utc;
 use clap::Parser;
 use domain::{
-    CreateOrder, Currency, DomainEvent, EventMetadata, OrderAggregate, OrderCommand, OrderConfirmed,
-    OrderCreated, OrderEvent, OrderItem, OrderShipped, ShipOrder,
+    CreateOrder, Currency, DomainEvent, EventMetadata, OrderAggregate, OrderCommand,
+    OrderConfirmed, OrderCreated, OrderEvent, OrderItem, OrderShipped, ShipOrder,
 };
 use event_store::EventStore;
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
@@ -202,7 +202,12 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
 
 fn print_case(result: &CaseResult, baseline: Option<&CaseResult>) {
     let ratio = baseline
-        .map(|raw| format!("  ratio {:.2}", result.events_per_sec() / raw.events_per_sec()))
+        .map(|raw| {
+            format!(
+                "  ratio {:.2}",
+                result.events_per_sec() / raw.events_per_sec()
+            )
+        })
         .unwrap_or_default();
     eprintln!(
         "{:>15} × {:>2}: {:>8.0} events/s {:>8.0} commands/s  p50 {:>7.3} ms  p99 {:>7.3} ms{ratio}  errors {:?}",
@@ -222,7 +227,11 @@ fn markdown(results: &[CaseResult]) -> String {
         "| case | workers | events/s | p50 ms | p99 ms | ÷ raw | errors |\n|---|---:|---:|---:|---:|---:|---|\n",
     );
     for result in results {
-        let raw_name = if result.name.starts_with("sqlite") { "sqlite-raw" } else { "raw" };
+        let raw_name = if result.name.starts_with("sqlite") {
+            "sqlite-raw"
+        } else {
+            "raw"
+        };
         let raw = results
             .iter()
             .find(|r| r.name == raw_name && r.workers == result.workers);
@@ -252,7 +261,15 @@ fn commands(items: usize) -> anyhow::Result<(Uuid, [OrderCommand; 3])> {
     let order_id = Uuid::now_v7();
     let eur = Currency::new("EUR")?;
     let lines = (1..=items)
-        .map(|i| OrderItem::new(Uuid::now_v7(), &format!("SKU-{i:03}"), 2, 1050 + i as i64, eur.clone()))
+        .map(|i| {
+            OrderItem::new(
+                Uuid::now_v7(),
+                &format!("SKU-{i:03}"),
+                2,
+                1050 + i as i64,
+                eur.clone(),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((
         order_id,
@@ -299,7 +316,9 @@ fn rows(items: usize) -> anyhow::Result<(Uuid, Vec<(&'static str, Value, Value)>
     ];
     let mut out = Vec::new();
     for event in events {
-        let metadata = serde_json::to_value(EventMetadata::new(Uuid::now_v7(), Utc::now()).with_user("bench".to_owned()))?;
+        let metadata = serde_json::to_value(
+            EventMetadata::new(Uuid::now_v7(), Utc::now()).with_user("bench".to_owned()),
+        )?;
         out.push((event.event_type(), event.to_payload(), metadata));
     }
     Ok((order_id, out))
@@ -521,7 +540,9 @@ async fn prefill_comparison(store: &PostgresEventStore, args: &Args) -> anyhow::
     )
     .fetch_one(pool)
     .await?;
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await?;
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(pool)
+        .await?;
     eprintln!(
         "loaded in {:.1}s: {events} events, events table last analysed: {analysed:?}",
         load_started.elapsed().as_secs_f64()

@@ -180,6 +180,7 @@ async fn run(args: &Args, database: &BenchDatabase, work_dir: &Path) -> anyhow::
         database_url: Some(database.url.clone()),
         data_dir: work_dir.join("data"),
         max_connections: u32::try_from(args.seed_writers + 4)?,
+        group_commit: true,
     };
     let store = Store::open(&config).await?;
     let Store::Postgres(pg) = &store else {

@@ -278,7 +278,10 @@ async fn an_unusable_snapshot_is_ignored() {
         handler.store().save_snapshot(snapshot).await.unwrap();
         // State and version; the position is known only when the load read the last event.
         let loaded = handler.load::<OrderAggregate>(id).await.unwrap();
-        assert_eq!((loaded.state, loaded.version), (truth.state.clone(), truth.version));
+        assert_eq!(
+            (loaded.state, loaded.version),
+            (truth.state.clone(), truth.version)
+        );
     }
 }
 

@@ -50,6 +50,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
             database_url: database_url.clone(),
             data_dir: data_dir.path().to_path_buf(),
             max_connections: 8,
+            group_commit: true,
         },
         server: ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),

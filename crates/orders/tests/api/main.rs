@@ -14,6 +14,7 @@ mod metrics;
 mod operations;
 mod queries;
 mod restart;
+mod round_trips;
 
 /// Runs each listed scenario once against SQLite and once against PostgreSQL.
 #[macro_export]
