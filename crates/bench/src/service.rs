@@ -286,20 +286,50 @@ pub fn create_order_body(items: usize) -> String {
     serde_json::json!({"currency": "EUR", "items": lines}).to_string()
 }
 
-/// The `position` and `id` of a command's JSON response.
-pub fn position_and_id(body: &[u8]) -> anyhow::Result<(u64, Uuid)> {
+/// The `id` of a command's JSON response. (Writes answer with a consistency token, not a feed
+/// position: PostgreSQL numbers the event a moment after the commit; see ADR 0010.)
+pub fn order_id(body: &[u8]) -> anyhow::Result<Uuid> {
     let value: serde_json::Value =
         serde_json::from_slice(body).context("the response is not JSON")?;
-    let position = value
-        .get("position")
-        .and_then(serde_json::Value::as_u64)
-        .context("the response has no position")?;
-    let id = value
+    value
         .get("id")
         .and_then(serde_json::Value::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
-        .context("the response has no id")?;
-    Ok((position, id))
+        .context("the response has no id")
+}
+
+/// The feed positions of the creations of `orders`, once the feed has numbered them all (at most
+/// 30 s), in the order given.
+pub async fn creation_positions(pool: &sqlx::PgPool, orders: &[Uuid]) -> anyhow::Result<Vec<u64>> {
+    let started = std::time::Instant::now();
+    loop {
+        let rows: Vec<(Uuid, Option<i64>)> = sqlx::query_as(
+            "SELECT e.aggregate_id, (SELECT p.position FROM event_positions p WHERE p.seq = e.seq)
+             FROM events e WHERE e.aggregate_id = ANY($1) AND e.version = 1",
+        )
+        .bind(orders)
+        .fetch_all(pool)
+        .await?;
+        let found: std::collections::HashMap<Uuid, Option<i64>> = rows.into_iter().collect();
+        let positions: Option<Vec<u64>> = orders
+            .iter()
+            .map(|id| {
+                found
+                    .get(id)
+                    .copied()
+                    .flatten()
+                    .and_then(|p| u64::try_from(p).ok())
+            })
+            .collect();
+        if let Some(positions) = positions {
+            return Ok(positions);
+        }
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the feed did not number every creation within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Sets `Authorization: Bearer <token>`.

@@ -176,7 +176,7 @@ async fn writer(
             let Some(next) = carried.pop_front().or_else(|| queue.try_recv().ok()) else {
                 break;
             };
-            if let Err(next) = batch.try_add(next) {
+            if let Some(next) = batch.try_add(next) {
                 deferred.push_back(next);
             }
         }
@@ -214,7 +214,8 @@ impl Batch {
         self.pending.len() >= MAX_BATCH_APPENDS || self.events >= MAX_BATCH_EVENTS
     }
 
-    fn try_add(&mut self, pending: Pending) -> std::result::Result<(), Pending> {
+    /// Adds `pending` unless it may not share this batch, in which case it is handed back.
+    fn try_add(&mut self, pending: Pending) -> Option<Pending> {
         let request = &pending.request;
         let key_taken = request
             .idempotency
@@ -224,10 +225,10 @@ impl Batch {
             || key_taken
             || self.events + request.events.len() > MAX_BATCH_EVENTS
         {
-            return Err(pending);
+            return Some(pending);
         }
         self.add(pending);
-        Ok(())
+        None
     }
 
     fn add(&mut self, pending: Pending) {

@@ -22,6 +22,11 @@ use crate::{MIGRATOR, append, load};
 /// How long [`EventStore::global_position`] waits for the sequencer before giving up.
 const POSITION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Appends of at least this many events go out on their own: their statement and commit are
+/// already shared by many rows, and batching them would only make them wait for each other
+/// (measured with store-bench's 100-event appends).
+const GROUP_COMMIT_BELOW_EVENTS: usize = 16;
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -160,8 +165,10 @@ impl EventStore for PostgresEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
         request.validate()?;
         let result = match &self.group_commit {
-            Some(group) => group.append(request).await,
-            None => self.append_alone(&request).await,
+            Some(group) if request.events.len() < GROUP_COMMIT_BELOW_EVENTS => {
+                group.append(request).await
+            }
+            _ => self.append_alone(&request).await,
         };
         if matches!(&result, Ok(r) if !r.deduplicated)
             && let Some(sequencer) = &self.sequencer

@@ -471,7 +471,7 @@ async fn http_client(
                     outcome.create.push(now - started);
                 }
                 outcome.finished = Some(now);
-                service::position_and_id(&bytes)?.1
+                service::order_id(&bytes)?
             }
             Err(error) => {
                 failed(&window, &mut outcome, error);

@@ -831,6 +831,8 @@ fn view(r: &PgRow) -> anyhow::Result<OrderView> {
 struct Sent {
     latency: Duration,
     answered: Instant,
+    order: uuid::Uuid,
+    /// Filled in once the feed has numbered the creation.
     position: u64,
 }
 
@@ -920,12 +922,13 @@ async fn visibility(
                     "POST /orders answered {status}: {}",
                     String::from_utf8_lossy(&bytes)
                 );
-                let (position, _) = service::position_and_id(&bytes)?;
+                let order = service::order_id(&bytes)?;
                 if measure {
                     sent.push(Sent {
                         latency: answered - t0,
                         answered,
-                        position,
+                        order,
+                        position: 0,
                     });
                 }
             }
@@ -937,6 +940,13 @@ async fn visibility(
         sent.extend(joined.context("a client panicked")??);
     }
     let sending = started.elapsed();
+    let orders: Vec<uuid::Uuid> = sent.iter().map(|s| s.order).collect();
+    for (s, position) in sent
+        .iter_mut()
+        .zip(service::creation_positions(pool, &orders).await?)
+    {
+        s.position = position;
+    }
     let highest = sent.iter().map(|s| s.position).max().unwrap_or(0);
     let waited = Instant::now();
     loop {
