@@ -165,6 +165,7 @@ pub const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 
 struct Shared {
     store: PostgresEventStore,
+    raw: PgPool,
     case: Case,
     limits: Limits,
     started_calls: AtomicU64,
@@ -179,9 +180,11 @@ struct WriterOutcome {
     finished: Instant,
 }
 
-/// Runs `case` against `store` (raw inserts go through the store's own pool).
+/// Runs `case` against `store`; raw inserts go through `raw`, a pool as large as the writers, so
+/// the baseline never waits for a connection.
 pub async fn run_case(
     store: &PostgresEventStore,
+    raw: &PgPool,
     case: Case,
     limits: Limits,
 ) -> anyhow::Result<CaseResult> {
@@ -189,6 +192,7 @@ pub async fn run_case(
     let start = Instant::now();
     let shared = Arc::new(Shared {
         store: store.clone(),
+        raw: raw.clone(),
         case,
         limits,
         started_calls: AtomicU64::new(0),
@@ -263,7 +267,7 @@ async fn writer(shared: Arc<Shared>) -> anyhow::Result<WriterOutcome> {
         let started = Instant::now();
         match case.method {
             Method::Append => append(&shared.store, batch).await?,
-            Method::Raw => raw_insert(shared.store.pool(), &batch).await?,
+            Method::Raw => raw_insert(&shared.raw, &batch).await?,
         }
         finished = Instant::now();
         shared.completed_calls.fetch_add(1, Ordering::Relaxed);

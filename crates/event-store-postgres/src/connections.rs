@@ -71,6 +71,11 @@ impl CommandConnections {
         })
     }
 
+    /// Closes every idle connection (they are opened again on demand).
+    pub(crate) fn close_idle(&self) {
+        self.pool.retain(|_, _| false);
+    }
+
     /// Connections (in use, idle).
     pub(crate) fn usage(&self) -> (usize, usize) {
         let status = self.pool.status();

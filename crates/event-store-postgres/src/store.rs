@@ -30,8 +30,9 @@ const GROUP_COMMIT_BELOW_EVENTS: usize = 16;
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
-    /// Upper bound on connections of each pool: the command path's (loads and appends) and the
-    /// background one (sequencer, read models, tools).
+    /// Upper bound on the command path's connections (loads and appends). The background pool
+    /// (sequencer, feed listeners, read models, tools) gets a quarter as many more, at least 8:
+    /// see [`background_connections`](Self::background_connections).
     pub max_connections: u32,
     /// How long to wait for a free connection before failing with `Unavailable`.
     pub acquire_timeout: Duration,
@@ -41,6 +42,14 @@ pub struct PostgresOptions {
     /// Run this process's sequencer. Off only for tools and tests that must not write positions
     /// (another process's sequencer still numbers this one's appends).
     pub sequencer: bool,
+}
+
+impl PostgresOptions {
+    /// Size of the background pool: a quarter of `max_connections`, at least 8 (each feed
+    /// listener holds one for good, the sequencer and every projection batch one at a time).
+    pub fn background_connections(&self) -> u32 {
+        (self.max_connections / 4).max(8)
+    }
 }
 
 impl Default for PostgresOptions {
@@ -76,7 +85,7 @@ impl PostgresEventStore {
     /// Like [`Self::connect`], with parsed connection options.
     pub async fn connect_with(connect: PgConnectOptions, options: PostgresOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
+            .max_connections(options.background_connections())
             .acquire_timeout(options.acquire_timeout)
             // The server is asked when a connection is given back anyway; asking again when it
             // is taken only adds a round trip.
@@ -141,6 +150,12 @@ impl PostgresEventStore {
     /// The command path's connections (in use, idle).
     pub fn command_connections(&self) -> (usize, usize) {
         self.commands.usage()
+    }
+
+    /// Closes the command path's idle connections, e.g. before a benchmark's baseline needs the
+    /// server's connection slots; they are opened again on demand.
+    pub fn close_idle_command_connections(&self) {
+        self.commands.close_idle();
     }
 
     async fn append_alone(&self, request: &AppendRequest) -> Result<AppendResult> {

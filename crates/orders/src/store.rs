@@ -59,8 +59,11 @@ impl Store {
     pub fn pool_connections(&self) -> (u32, u32) {
         match self {
             Self::Postgres(store) => {
+                // Both pools: the background one and the command path's own.
                 let (size, idle) = (store.pool().size(), store.pool().num_idle() as u32);
-                (size.saturating_sub(idle), idle)
+                let (busy, free) = store.command_connections();
+                let busy = size.saturating_sub(idle) + u32::try_from(busy).unwrap_or(u32::MAX);
+                (busy, idle + u32::try_from(free).unwrap_or(u32::MAX))
             }
             Self::Sqlite(store) => {
                 let size = store.writer().size() + store.reader().size();

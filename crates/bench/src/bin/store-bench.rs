@@ -61,7 +61,17 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
     .with_context(|| format!("cannot connect to {}", database.url))?;
     store.migrate().await.context("migrations failed")?;
     db::create_raw_table(store.pool()).await?;
-    db::warm_pool(store.pool(), max_writers).await?;
+    // The baseline's own pool, one connection per writer (the store's background pool is
+    // smaller; appends use the store's command connections). Each side closes its idle
+    // connections before the other runs, so both fit the server's connection limit.
+    let raw_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(pool_size)
+        .min_connections(0)
+        .idle_timeout(std::time::Duration::from_secs(1))
+        .test_before_acquire(false)
+        .connect(&database.url)
+        .await
+        .with_context(|| format!("cannot connect to {}", database.url))?;
     print_settings(&store, pool_size).await?;
 
     let limits = Limits {
@@ -79,6 +89,7 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
             for &writers in &args.concurrency {
                 let raw = run_one(
                     &store,
+                    &raw_pool,
                     Case {
                         method: Method::Raw,
                         batch,
@@ -89,6 +100,7 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
                 .await?;
                 let append = run_one(
                     &store,
+                    &raw_pool,
                     Case {
                         method: Method::Append,
                         batch,
@@ -134,11 +146,19 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
 /// Lets the sequencer finish the previous case's work, then runs `case`.
 async fn run_one(
     store: &PostgresEventStore,
+    raw: &sqlx::PgPool,
     case: Case,
     limits: Limits,
 ) -> anyhow::Result<CaseResult> {
     db::settle(store.pool(), workload::SETTLE_LIMIT).await?;
-    workload::run_case(store, case, limits)
+    if case.method == Method::Raw {
+        store.close_idle_command_connections();
+        db::warm_pool(raw, case.writers).await?;
+    } else {
+        // The baseline's idle connections close after a second; wait for that.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    workload::run_case(store, raw, case, limits)
         .await
         .with_context(|| format!("case {case} failed"))
 }
