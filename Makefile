@@ -26,6 +26,8 @@ build:
 
 test:
 	cargo nextest run --workspace --all-features
+	# Tests that only exist without a feature (the OTLP refusal in common); --all-features drops them.
+	cargo nextest run -p common
 
 test-unit:
 	cargo nextest run --workspace --lib --bins
