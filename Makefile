@@ -5,13 +5,14 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orders
 # Extra flags for store-bench, e.g. `make bench BENCH_ARGS="--duration 5s"`.
 BENCH_ARGS ?=
 
-.PHONY: help build test test-unit test-int fmt lint migrate db-reset dev docker-up docker-down bench
+.PHONY: help build test test-unit test-int mutants fmt lint migrate db-reset dev docker-up docker-down bench
 
 help:
 	@echo "build        release build of the service (target/release/orders)"
 	@echo "test         the whole test suite (needs PostgreSQL; see README, Testing)"
 	@echo "test-unit    unit tests and doctests, no database"
 	@echo "test-int     integration tests (needs PostgreSQL)"
+	@echo "mutants      mutation testing of domain (cargo install cargo-mutants --locked), about 3 min"
 	@echo "fmt          format the code"
 	@echo "lint         check formatting and run clippy with warnings as errors"
 	@echo "migrate      apply migrations to DATABASE_URL (unset: the embedded SQLite file)"
@@ -26,6 +27,8 @@ build:
 
 test:
 	cargo nextest run --workspace --all-features
+	# Tests that only exist without a feature (the OTLP refusal in common); --all-features drops them.
+	cargo nextest run -p common
 
 test-unit:
 	cargo nextest run --workspace --lib --bins
@@ -33,6 +36,14 @@ test-unit:
 
 test-int:
 	cargo nextest run --workspace --all-features --test '*'
+
+# Mutation testing: cargo-mutants breaks the code one small change at a time and expects a test
+# to fail each time. A surviving mutant is a missing test, or an equivalent mutant excluded with
+# its reason in .cargo/mutants.toml. Results in mutants.out/ (missed.txt lists survivors).
+# The domain crate only for now: event-store and orders are being rewritten in this wave; add
+# `cargo mutants -p event-store --all-features` and the pure parts of orders once that lands.
+mutants:
+	cargo mutants -p domain
 
 fmt:
 	cargo fmt --all

@@ -78,17 +78,94 @@ impl DatabaseConfig {
 }
 
 /// `url` with any password replaced by `***`, safe to log.
+///
+/// Covers the password of the user-info part (`scheme://user:password@host`), a `password` query
+/// parameter (`…?password=…`, which PostgreSQL URLs accept) and the `password=…` pair of a
+/// key/value connection string (`host=db password=…`).
+///
+/// A password is often written without percent-encoding, so it may itself contain `@`, `/`, `?`
+/// or `#`. The user-info therefore ends at the *last* `@` of the URL, not at the first `@` nor at
+/// the first `/`: every character between the first `:` of the user-info and that `@` is
+/// redacted. A URL whose query contains an `@` may be redacted more than needed, never less.
 pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return redact_password_pairs(url, char::is_whitespace);
     };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_owned();
+    let (credentials, host) = match rest.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => (format!("{user}:***@"), host),
+            None => (format!("{credentials}@"), host),
+        },
+        None => (String::new(), rest),
     };
-    match credentials.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    let host = match host.split_once('?') {
+        Some((path, query)) => {
+            format!(
+                "{path}?{}",
+                redact_password_pairs(query, |c| c == '&' || c == '#')
+            )
+        }
+        None => host.to_owned(),
+    };
+    format!("{scheme}://{credentials}{host}")
+}
+
+/// `text` with the value of every `password=` pair replaced by `***`; `ends` tells where a value
+/// ends (a value in single quotes ends at the closing quote, `\'` escaping one).
+fn redact_password_pairs(text: &str, ends: fn(char) -> bool) -> String {
+    const KEY: &str = "password";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = find_key(rest, KEY, ends) {
+        let after_key = &rest[found + KEY.len()..];
+        let Some(value) = after_key.trim_start().strip_prefix('=') else {
+            out.push_str(&rest[..found + KEY.len()]);
+            rest = after_key;
+            continue;
+        };
+        let value = value.trim_start_matches([' ', '\t']);
+        let value_end = quoted_or_plain_end(value, ends);
+        out.push_str(&rest[..found]);
+        out.push_str(KEY);
+        out.push_str("=***");
+        rest = &value[value_end..];
     }
+    out.push_str(rest);
+    out
+}
+
+/// Byte offset of the next `key` (ASCII case-insensitive) that starts a pair: at the start of
+/// `text` or right after a separator.
+fn find_key(text: &str, key: &str, ends: fn(char) -> bool) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(offset) = lower[from..].find(key) {
+        let at = from + offset;
+        let starts_pair = text[..at].chars().next_back().is_none_or(ends);
+        if starts_pair {
+            return Some(at);
+        }
+        from = at + key.len();
+    }
+    None
+}
+
+/// Where a pair's value ends: after its closing quote if it is quoted, else at the first `ends`
+/// character (or the end of `value`). An unterminated quote runs to the end.
+fn quoted_or_plain_end(value: &str, ends: fn(char) -> bool) -> usize {
+    if let Some(quoted) = value.strip_prefix('\'') {
+        let mut escaped = false;
+        for (index, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '\'' => return 1 + index + 1,
+                _ => {}
+            }
+        }
+        return value.len();
+    }
+    value.find(ends).unwrap_or(value.len())
 }
 
 /// The HTTP server.

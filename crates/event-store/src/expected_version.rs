@@ -98,8 +98,37 @@ mod tests {
             ExpectedVersion::NoStream
         );
         assert_eq!(ExpectedVersion::from(0_u64), ExpectedVersion::NoStream);
-        assert_eq!(ExpectedVersion::Exact(0), ExpectedVersion::Exact(0));
+        assert_eq!(ExpectedVersion::from(1_u64), ExpectedVersion::Exact(1));
+        // `Exact(0)` behaves as `NoStream` on every stream version.
+        for actual in 0..5 {
+            assert_eq!(
+                ExpectedVersion::Exact(0).is_satisfied_by(actual),
+                ExpectedVersion::NoStream.is_satisfied_by(actual),
+                "at version {actual}"
+            );
+        }
         assert!(ExpectedVersion::Exact(0).is_satisfied_by(0));
+        assert!(!ExpectedVersion::Exact(0).is_satisfied_by(1));
+    }
+
+    #[test]
+    fn positive_versions_are_exact_up_to_the_largest() {
+        assert_eq!(
+            ExpectedVersion::try_from(1_i64).unwrap(),
+            ExpectedVersion::Exact(1)
+        );
+        assert_eq!(
+            ExpectedVersion::try_from(i64::MAX).unwrap(),
+            ExpectedVersion::Exact(i64::MAX.unsigned_abs())
+        );
+        assert_eq!(
+            ExpectedVersion::try_from(7_i32).unwrap(),
+            ExpectedVersion::Exact(7)
+        );
+        assert_eq!(
+            ExpectedVersion::try_from(-2_i32).unwrap(),
+            ExpectedVersion::Any
+        );
     }
 
     #[test]
@@ -128,6 +157,33 @@ mod tests {
             ExpectedVersion::try_from(-3_i64),
             Err(EventStoreError::InvalidExpectedVersion(-3))
         ));
+        for version in [-5_i64, -100, i64::MIN] {
+            assert!(
+                matches!(
+                    ExpectedVersion::try_from(version),
+                    Err(EventStoreError::InvalidExpectedVersion(v)) if v == version
+                ),
+                "{version}"
+            );
+        }
+        assert!(matches!(
+            ExpectedVersion::try_from(-3_i32),
+            Err(EventStoreError::InvalidExpectedVersion(-3))
+        ));
+    }
+
+    #[test]
+    fn the_next_version_follows_the_current_one() {
+        assert_eq!(ExpectedVersion::next_version(0), 1);
+        assert_eq!(ExpectedVersion::next_version(41), 42);
+    }
+
+    #[test]
+    fn each_mode_displays_as_it_is_reported_in_conflicts() {
+        assert_eq!(ExpectedVersion::Any.to_string(), "any");
+        assert_eq!(ExpectedVersion::NoStream.to_string(), "no stream");
+        assert_eq!(ExpectedVersion::StreamExists.to_string(), "stream exists");
+        assert_eq!(ExpectedVersion::Exact(12).to_string(), "12");
     }
 
     #[test]

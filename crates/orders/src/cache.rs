@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use uuid::Uuid;
 
 /// Sets the entry only when it is absent or older than the given version.
@@ -46,10 +46,18 @@ impl OrderCache {
     /// missing is a deployment mistake); later outages only degrade to the database.
     pub async fn connect(url: &str, config: CacheConfig) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let connection =
-            tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-                .await
-                .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer within 5 s"))??;
+        // `config.timeout` bounds every call. The client's own defaults (a 500 ms response
+        // timeout, 1 s to connect) would otherwise cap it silently, so a longer `--cache-timeout`
+        // had no effect and a loaded machine failed calls that `config.timeout` allows.
+        let manager = ConnectionManagerConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(config.timeout.max(Duration::from_secs(1))));
+        let connection = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new_with_config(client, manager),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer within 5 s"))??;
         Ok(Self {
             connection,
             config,

@@ -19,9 +19,9 @@ fn orders() -> Command {
 
 #[tokio::test]
 async fn migrate_applies_the_schema_to_postgres() {
-    let url = test_support::postgres::fresh_database_url().await;
+    let database = test_support::postgres::fresh_database().await;
     let output = orders()
-        .args(["migrate", "--database-url", &url])
+        .args(["migrate", "--database-url", database.url()])
         .output()
         .unwrap();
     assert!(

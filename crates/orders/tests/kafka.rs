@@ -76,8 +76,19 @@ async fn broker_outage_mid_load_loses_nothing_and_commands_keep_working() {
     orders(&app, 10).await; // broker up
     proxy.refuse(); // broker "down": connections broken, new ones dropped
     orders(&app, 20).await;
+    // Wait until the feed has numbered all 30 orders' events (the position comes a moment after
+    // the commit), then give a relay that wrongly kept publishing 2 s to reach the head: a
+    // negative check can only be given a window.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let head = loop {
+        let head = db.head().await.unwrap();
+        if head >= 2 * 30 {
+            break head;
+        }
+        assert!(Instant::now() < deadline, "the feed head stayed at {head}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let head = db.head().await.unwrap();
     let stuck = db.checkpoint(CHECKPOINT).await.unwrap();
     assert!(
         stuck < head,

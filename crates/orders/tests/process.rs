@@ -2,8 +2,9 @@
 #![allow(clippy::unwrap_used)] // test code
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 const SECRET: &str = "process-test-secret-0123456789abcdef-xyz";
 
@@ -29,9 +30,13 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // At `--log trace` the log outgrows a pipe's buffer (64 KiB on Linux) within a few requests:
+    // read it while the service runs, or the service blocks on a full pipe and never exits.
+    let logs = drain(child.stderr.take().unwrap());
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     stdout.read_line(&mut banner).unwrap();
+    let _stdout = drain(stdout);
     let addr = banner
         .split("http://")
         .nth(1)
@@ -44,7 +49,10 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
     let token = orders::auth::JwtKeys::new(SECRET.as_bytes())
         .issue("ops", orders::auth::Role::Staff, Duration::from_secs(60))
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let body = serde_json::json!({"customer_id": uuid::Uuid::now_v7(), "currency": "EUR",
         "items": [{"product_id": uuid::Uuid::now_v7(), "sku": "A-1", "quantity": 1, "unit_price": 100}]});
     let created = client
@@ -62,6 +70,15 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
+    // Enough traffic that the log is sure to be larger than a pipe's buffer.
+    for _ in 0..60 {
+        let health = client
+            .get(format!("http://{addr}/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+    }
 
     assert!(
         Command::new("kill")
@@ -70,15 +87,14 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
             .unwrap()
             .success()
     );
-    let status = child.wait().unwrap();
+    let status = wait_at_most(&mut child, Duration::from_secs(60));
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.len() > 64 * 1024,
+        "the log ({} bytes) should be larger than a pipe's buffer",
+        logs.len()
+    );
     assert!(
         logs.contains("\"command\":\"create\"") || logs.contains("command handled"),
         "expected command logs:\n{logs}"
@@ -92,5 +108,29 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
             serde_json::from_str::<serde_json::Value>(line).is_ok(),
             "not a JSON log line: {line}"
         );
+    }
+}
+
+/// Reads `pipe` to the end on a thread; the thread's result is everything read.
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).unwrap();
+        text
+    })
+}
+
+/// Waits for `child` to exit; kills it and fails if it is still running after `deadline`.
+fn wait_at_most(child: &mut Child, deadline: Duration) -> ExitStatus {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("the service did not exit within {deadline:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -153,32 +153,50 @@ mod tests {
 
     use super::*;
 
-    fn message(order: Uuid, version: u64, event_id: Uuid) -> Received {
-        let event = OrderEventV1 {
+    fn event(order: Uuid, version: u64, event_id: Uuid) -> OrderEventV1 {
+        OrderEventV1 {
             schema: SCHEMA_V1.into(),
             event_id,
             aggregate_type: "Order".into(),
             order_id: order,
             order_version: version,
-            position: version,
-            event_type: "T".into(),
-            event_schema_version: 1,
+            position: version + 100,
+            event_type: "OrderPlaced".into(),
+            event_schema_version: 2,
             occurred_at: Utc::now(),
             recorded_at: Utc::now(),
             correlation_id: None,
             causation_id: None,
             data: json!({}),
-        };
+        }
+    }
+
+    /// The message as the consumer contract (ADR 0008) spells it, written out literally rather
+    /// than with `OrderEventV1::key` / `headers`, which the checker itself relies on.
+    fn message(order: Uuid, version: u64, event_id: Uuid) -> Received {
+        let headers = [
+            ("schema", "orders.order-event/v1".to_owned()),
+            ("event_id", event_id.to_string()),
+            ("event_type", "OrderPlaced".to_owned()),
+            ("schema_version", "2".to_owned()),
+            ("stream_version", version.to_string()),
+        ];
         Received {
             partition: 0,
-            offset: 0,
-            key: Some(event.key()),
-            headers: event
-                .headers()
+            offset: 7,
+            key: Some(order.to_string()),
+            headers: headers
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect::<BTreeMap<_, _>>(),
-            event: Ok(event),
+            event: Ok(event(order, version, event_id)),
+        }
+    }
+
+    fn problem(verdict: Verdict) -> String {
+        match verdict {
+            Verdict::Problem(problem) => problem,
+            other => panic!("expected a problem, got {other:?}"),
         }
     }
 
@@ -193,26 +211,124 @@ mod tests {
             checker.observe(&message(order, 1, ids[0])),
             Verdict::Duplicate
         );
-        assert!(matches!(
-            checker.observe(&message(order, 4, Uuid::now_v7())),
-            Verdict::Problem(_)
-        ));
-        assert!(matches!(
-            checker.observe(&message(order, 2, Uuid::now_v7())),
-            Verdict::Problem(_)
-        ));
+        let gap = problem(checker.observe(&message(order, 4, Uuid::now_v7())));
+        assert!(
+            gap.contains("version 4 arrived after version 2 (gap)"),
+            "{gap}"
+        );
+        let other = problem(checker.observe(&message(order, 2, Uuid::now_v7())));
+        assert!(other.contains("after a different event"), "{other}");
         assert_eq!(checker.observe(&message(order, 3, ids[2])), Verdict::New);
         assert_eq!((checker.new_events(), checker.duplicates()), (3, 1));
-        assert_eq!(checker.problems().len(), 2);
+        assert_eq!(checker.problems(), [gap, other]);
+        assert_eq!(checker.versions(), HashMap::from([(order, 3)]));
+        assert_eq!(checker.events_of(order), ids.as_slice());
+        assert!(checker.events_of(Uuid::now_v7()).is_empty());
     }
 
     #[test]
-    fn rejects_a_wrong_key() {
+    fn orders_are_sequenced_independently() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut checker = Checker::new();
+        assert_eq!(
+            checker.observe(&message(a, 1, Uuid::now_v7())),
+            Verdict::New
+        );
+        assert_eq!(
+            checker.observe(&message(b, 1, Uuid::now_v7())),
+            Verdict::New
+        );
+        assert_eq!(
+            checker.observe(&message(a, 2, Uuid::now_v7())),
+            Verdict::New
+        );
+        assert_eq!(checker.versions(), HashMap::from([(a, 2), (b, 1)]));
+        assert!(checker.problems().is_empty());
+    }
+
+    #[test]
+    fn version_zero_and_a_first_version_above_one_are_problems() {
+        let order = Uuid::now_v7();
+        let mut checker = Checker::new();
+        let zero = problem(checker.observe(&message(order, 0, Uuid::now_v7())));
+        assert!(zero.contains("version 0"), "{zero}");
+        let late = problem(checker.observe(&message(order, 2, Uuid::now_v7())));
+        assert!(late.contains("(gap)"), "{late}");
+        assert_eq!(checker.new_events(), 0);
+    }
+
+    #[test]
+    fn the_producer_writes_the_envelope_the_contract_names() {
+        let sample = message(Uuid::now_v7(), 5, Uuid::now_v7());
+        let Ok(event) = &sample.event else {
+            unreachable!()
+        };
+        assert_eq!(Some(event.key()), sample.key);
+        let produced: BTreeMap<String, String> = event
+            .headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(produced, sample.headers);
+    }
+
+    #[test]
+    fn rejects_a_wrong_or_missing_key() {
         let mut wrong = message(Uuid::now_v7(), 1, Uuid::now_v7());
         wrong.key = Some("other".into());
-        assert!(matches!(
-            Checker::new().observe(&wrong),
-            Verdict::Problem(_)
-        ));
+        let found = problem(Checker::new().observe(&wrong));
+        assert!(found.contains("partition 0 offset 7: key"), "{found}");
+        wrong.key = None;
+        problem(Checker::new().observe(&wrong));
+    }
+
+    #[test]
+    fn rejects_each_wrong_or_missing_header() {
+        for name in [
+            "schema",
+            "event_id",
+            "event_type",
+            "schema_version",
+            "stream_version",
+        ] {
+            let mut wrong = message(Uuid::now_v7(), 1, Uuid::now_v7());
+            wrong.headers.insert(name.to_owned(), "9".into());
+            let found = problem(Checker::new().observe(&wrong));
+            assert!(found.contains(&format!("header {name} is")), "{found}");
+            wrong.headers.remove(name);
+            let found = problem(Checker::new().observe(&wrong));
+            assert!(found.contains(&format!("header {name} is None")), "{found}");
+        }
+    }
+
+    #[test]
+    fn checks_the_correlation_headers_when_the_event_has_them() {
+        let mut sample = message(Uuid::now_v7(), 1, Uuid::now_v7());
+        if let Ok(event) = &mut sample.event {
+            event.correlation_id = Some("c-1".into());
+            event.causation_id = Some("r-1".into());
+        }
+        problem(Checker::new().observe(&sample));
+        sample.headers.insert("correlation_id".into(), "c-1".into());
+        problem(Checker::new().observe(&sample));
+        sample.headers.insert("causation_id".into(), "r-1".into());
+        assert_eq!(Checker::new().observe(&sample), Verdict::New);
+    }
+
+    #[test]
+    fn rejects_an_unknown_schema_and_an_undecodable_value() {
+        let mut unknown = message(Uuid::now_v7(), 1, Uuid::now_v7());
+        if let Ok(event) = &mut unknown.event {
+            event.schema = "orders.order-event/v2".into();
+        }
+        let found = problem(Checker::new().observe(&unknown));
+        assert!(found.contains("unknown schema"), "{found}");
+        let mut garbage = message(Uuid::now_v7(), 1, Uuid::now_v7());
+        garbage.event = Err("expected value at line 1".into());
+        let found = problem(Checker::new().observe(&garbage));
+        assert!(
+            found.contains("undecodable value: expected value"),
+            "{found}"
+        );
     }
 }

@@ -77,3 +77,120 @@ fn a_bad_value_is_a_clear_error() {
         .to_string();
     assert!(err.contains("--listen"), "{err}");
 }
+
+/// Every character with a meaning in a URL, plus the space, the quote and the backslash.
+const URL_SPECIAL: &[char] = &[
+    ':', '/', '?', '#', '[', ']', '@', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', '%',
+    ' ', '"', '\\', '<', '>', '^', '`', '{', '|', '}', '~',
+];
+
+#[test]
+fn a_password_containing_any_url_special_character_is_redacted_whole() {
+    let mut passwords: Vec<String> = URL_SPECIAL
+        .iter()
+        .flat_map(|c| {
+            [
+                format!("se{c}cret"),
+                format!("{c}secret"),
+                format!("secret{c}"),
+            ]
+        })
+        .collect();
+    passwords.push(format!("se{}cret", URL_SPECIAL.iter().collect::<String>()));
+    passwords.push("a@b@c".into());
+    passwords.push("p@ss:w/rd?#x@".into());
+    for password in &passwords {
+        for (scheme, tail) in [
+            ("postgres", "db.internal:5432/orders"),
+            ("postgresql", "db.internal/orders?sslmode=require"),
+            ("redis", "127.0.0.1:6379/0"),
+            ("mysql", "db"),
+        ] {
+            let url = format!("{scheme}://app:{password}@{tail}");
+            let redacted = redact_password(&url);
+            assert_eq!(redacted, format!("{scheme}://app:***@{tail}"), "{url:?}");
+            // The user-only form (`redis://:password@host`).
+            let url = format!("{scheme}://:{password}@{tail}");
+            assert_eq!(
+                redact_password(&url),
+                format!("{scheme}://:***@{tail}"),
+                "{url:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_percent_encoded_password_is_redacted_whole() {
+    let encoded = "se%40cr%3Aet%2F%3F%23%25";
+    let url = format!("postgres://app:{encoded}@db:5432/orders");
+    assert_eq!(redact_password(&url), "postgres://app:***@db:5432/orders");
+}
+
+#[test]
+fn a_url_without_a_password_is_left_alone() {
+    for url in [
+        "postgres://db:5432/orders",
+        "postgres://app@db:5432/orders",
+        "postgres://app@db:5432/orders?sslmode=require&application_name=orders",
+        "redis://127.0.0.1:6379",
+        "sqlite://data/orders.db",
+        "sqlite::memory:",
+        "not a url",
+        "",
+    ] {
+        assert_eq!(redact_password(url), url);
+    }
+}
+
+#[test]
+fn an_empty_password_is_still_marked() {
+    assert_eq!(
+        redact_password("postgres://app:@db/orders"),
+        "postgres://app:***@db/orders"
+    );
+}
+
+#[test]
+fn a_password_query_parameter_is_redacted() {
+    assert_eq!(
+        redact_password("postgres://app@db/orders?sslmode=require&password=se%26cret&x=1"),
+        "postgres://app@db/orders?sslmode=require&password=***&x=1"
+    );
+    assert_eq!(
+        redact_password("postgres://db/orders?PASSWORD=secret#frag"),
+        "postgres://db/orders?password=***#frag"
+    );
+    assert_eq!(
+        redact_password("postgres://u:one@db/orders?password=two"),
+        "postgres://u:***@db/orders?password=***"
+    );
+    // Only a parameter named `password`, not one that ends with it.
+    assert_eq!(
+        redact_password("postgres://db/orders?oldpassword=x&passwordfile=y"),
+        "postgres://db/orders?oldpassword=x&passwordfile=y"
+    );
+}
+
+#[test]
+fn a_key_value_connection_string_has_its_password_redacted() {
+    assert_eq!(
+        redact_password("host=db user=app password=hunter2 dbname=orders"),
+        "host=db user=app password=*** dbname=orders"
+    );
+    assert_eq!(
+        redact_password("host=db password = 'with spaces \\' and quote' dbname=orders"),
+        "host=db password=*** dbname=orders"
+    );
+    assert_eq!(
+        redact_password("password='unterminated secret"),
+        "password=***"
+    );
+}
+
+#[test]
+fn an_unsupported_key_value_database_url_is_refused_without_leaking_the_password() {
+    let cli = parse(&["--database-url", "host=db password=hunter2"]);
+    let message = cli.database.backend().unwrap_err().to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+}

@@ -1,9 +1,11 @@
 //! `/metrics` after some traffic: the series exist and move.
 
+use std::time::{Duration, Instant};
+
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use crate::harness::{Backend, TestApp, spawn_app};
+use crate::harness::{Backend, TestApp, spawn_app_with};
 
 /// The sum of the series named `name` whose labels include every `label="value"` given.
 fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
@@ -28,7 +30,11 @@ async fn scrape(app: &TestApp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_traffic() {
-    let app = spawn_app(Backend::Postgres).await;
+    // A Redis timeout generous enough that the second read is a hit on a loaded machine too.
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.cache.timeout = Duration::from_secs(10);
+    })
+    .await;
     let before = scrape(&app).await;
     let customer = Uuid::now_v7();
     let id = app.create_order(customer).await;
@@ -52,7 +58,24 @@ async fn metrics_move_with_traffic() {
         .await;
     let list = app.get("/orders?min_position=1", &app.staff()).await;
     assert_eq!(list.status(), StatusCode::OK);
-    let after = scrape(&app).await;
+    // The list query waited for the read model to reach position 1 only; the projection counts
+    // the confirmation a moment later. Scrape until it has, within a generous deadline.
+    let projected = |text: &str| {
+        value(text, "projection_events_total", &["projection=\"orders\""])
+            - value(
+                &before,
+                "projection_events_total",
+                &["projection=\"orders\""],
+            )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let after = scrape(&app).await;
+        if projected(&after) >= 2.0 || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
     let moved =
         |name: &str, labels: &[&str]| value(&after, name, labels) - value(&before, name, labels);

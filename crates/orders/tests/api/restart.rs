@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::harness::{Backend, assert_problem, spawn_app};
+use crate::harness::{Backend, assert_problem, order_body, spawn_app};
 
 crate::on_both_backends!(a_restart_keeps_every_acknowledged_order);
 
@@ -55,18 +55,37 @@ async fn a_store_outage_is_503_without_internal_details() {
     .await
     .unwrap();
 
-    let body = assert_problem(
-        app.get(&format!("/orders/{id}"), &app.staff()).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store-unavailable",
-    )
-    .await;
-    let text = body.to_string().to_lowercase();
-    for leak in ["sqlx", "postgres", "database \"", "connection"] {
-        assert!(
-            !text.contains(leak),
-            "internal detail {leak:?} leaked: {text}"
-        );
+    let customer = Uuid::now_v7();
+    let requests = [
+        (
+            "read",
+            app.get(&format!("/orders/{id}"), &app.staff()).await,
+        ),
+        (
+            "write to an existing order",
+            app.post(&format!("/orders/{id}/confirm"), &app.staff(), None)
+                .await,
+        ),
+        (
+            "new order",
+            app.post("/orders", &app.customer(customer), Some(order_body()))
+                .await,
+        ),
+    ];
+    for (what, response) in requests {
+        let body = assert_problem(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+        )
+        .await;
+        let text = body.to_string().to_lowercase();
+        for leak in ["sqlx", "postgres", "database \"", "connection"] {
+            assert!(
+                !text.contains(leak),
+                "{what}: internal detail {leak:?} leaked: {text}"
+            );
+        }
     }
     assert_eq!(
         app.status_of("/health/ready").await,

@@ -19,15 +19,19 @@ pub struct Setup {
     pub store: PostgresEventStore,
     pub broker: Tansu,
     pub shutdown: watch::Sender<bool>,
+    /// Dropped last (fields drop in order): the database goes when the test ends.
+    _database: test_support::postgres::TestDatabase,
 }
 
 pub async fn setup() -> Setup {
-    let url = test_support::postgres::fresh_database_url().await;
+    let database = test_support::postgres::fresh_database().await;
     let options = PostgresOptions {
         max_connections: 20,
         ..Default::default()
     };
-    let store = PostgresEventStore::connect(&url, options).await.unwrap();
+    let store = PostgresEventStore::connect(database.url(), options)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let broker = Tansu::start();
     broker.create_topic(TOPIC);
@@ -35,6 +39,7 @@ pub async fn setup() -> Setup {
         store,
         broker,
         shutdown: watch::channel(false).0,
+        _database: database,
     }
 }
 

@@ -116,6 +116,22 @@ fn a_rejected_transition_says_what_to_do_instead() {
             transition("confirm", OrderStatus::Cancelled),
             "cannot confirm an order that is cancelled; a cancelled order is final",
         ),
+        (
+            transition("cancel", OrderStatus::Delivered),
+            "cannot cancel an order that is delivered; a delivered order is final",
+        ),
+        (
+            transition("confirm", OrderStatus::Confirmed),
+            "cannot confirm an order that is confirmed; it is already confirmed",
+        ),
+        (
+            transition("ship", OrderStatus::Shipped),
+            "cannot ship an order that is shipped; it has already shipped",
+        ),
+        (
+            transition("create", OrderStatus::Created),
+            "cannot create an order that is created; this transition is not allowed",
+        ),
     ];
     for (error, message) in messages {
         assert_eq!(error.to_string(), message);

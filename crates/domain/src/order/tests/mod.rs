@@ -2,6 +2,7 @@
 
 mod codec;
 mod errors;
+mod harness;
 mod lifecycle;
 mod properties;
 mod validation;

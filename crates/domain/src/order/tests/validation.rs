@@ -214,3 +214,15 @@ fn invalid_input_is_reported_before_a_state_conflict() {
         .when(create_with(vec![]))
         .then_expect_error(OrderError::NoItems);
 }
+
+#[test]
+fn shipping_details_of_exactly_the_maximum_length_are_accepted() {
+    let carrier = "c".repeat(MAX_CARRIER_LEN);
+    let tracking = "1".repeat(MAX_TRACKING_NUMBER_LEN);
+    OrderTest::given(vec![order_created(), order_confirmed()])
+        .when(ship(Some(&carrier), Some(&tracking)))
+        .then_expect(vec![OrderEvent::Shipped(crate::order::OrderShipped {
+            carrier: Some(carrier.clone()),
+            tracking_number: Some(tracking.clone()),
+        })]);
+}

@@ -61,7 +61,25 @@ fn an_error_echoes_at_most_a_short_preview_of_the_input() {
     let Err(OrderError::InvalidSku { sku, .. }) = Sku::new(&"A".repeat(10_000)) else {
         panic!("expected InvalidSku");
     };
-    assert!(sku.chars().count() <= MAX_SKU_LEN + 9);
+    // The first MAX_SKU_LEN + 8 characters, then an ellipsis.
+    assert_eq!(sku, format!("{}…", "A".repeat(MAX_SKU_LEN + 8)));
+    // Up to that length the input is echoed whole.
+    let whole = "A".repeat(MAX_SKU_LEN + 8) + " ";
+    let Err(OrderError::InvalidSku { sku, .. }) = Sku::new(&whole[1..]) else {
+        panic!("expected InvalidSku");
+    };
+    assert_eq!(sku, &whole[1..]);
+    let Err(OrderError::InvalidSku { sku, .. }) = Sku::new("BOOK 42") else {
+        panic!("expected InvalidSku");
+    };
+    assert_eq!(sku, "BOOK 42");
+}
+
+#[test]
+fn a_sku_displays_as_itself_and_an_item_keeps_its_product() {
+    assert_eq!(Sku::new("BOOK-42").unwrap().to_string(), "BOOK-42");
+    let line = item(BOOK_ID, "BOOK-42", 2, 1050);
+    assert_eq!(line.product_id(), BOOK_ID);
 }
 
 #[test]
