@@ -53,6 +53,9 @@ impl CommandConnections {
         let options = options.options([("plan_cache_mode", "force_generic_plan")]);
         let pool = managed::Pool::builder(Manager { options })
             .max_size(max.max(1))
+            // The most recently used connection first: under light load one connection stays
+            // hot (its prepared statements ready) and the others stay idle.
+            .queue_mode(deadpool::managed::QueueMode::Lifo)
             .wait_timeout(Some(wait))
             .create_timeout(Some(wait))
             .runtime(deadpool::Runtime::Tokio1)

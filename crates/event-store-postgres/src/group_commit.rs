@@ -253,7 +253,10 @@ impl Batch {
                 return;
             }
         };
-        let mut failure = None;
+        // Answers are sent after the connection is back in the pool, so that the caller's next
+        // statement can reuse it (and its prepared statements).
+        let mut answers: Vec<(oneshot::Sender<Result<AppendResult>>, Result<AppendResult>)> =
+            Vec::with_capacity(self.pending.len());
         let alone: Vec<Pending> = if self.pending.len() == 1 {
             self.pending
         } else {
@@ -262,45 +265,41 @@ impl Batch {
                     let mut alone = Vec::new();
                     for (pending, outcome) in self.pending.into_iter().zip(outcomes) {
                         match outcome {
-                            Some(result) => {
-                                let _ = pending.reply.send(Ok(result));
-                            }
+                            Some(result) => answers.push((pending.reply, Ok(result))),
                             None => alone.push(pending),
                         }
                     }
                     alone
                 }
+                Err(error) if error.as_database_error().is_none() => {
+                    // The connection broke: every append of the batch fails the same way.
+                    let why = error.to_string();
+                    drop(unavailable(error)); // logs it once for the batch
+                    drop(deadpool::managed::Object::take(connection));
+                    for pending in self.pending {
+                        let _ = pending.reply.send(Err(unavailable_because(&why)));
+                    }
+                    return;
+                }
                 Err(error) => {
                     tracing::debug!(%error, appends = self.pending.len(), "batch refused as a whole; appending one by one");
-                    if error.as_database_error().is_none() {
-                        failure = Some(error);
-                    }
                     self.pending
                 }
             }
         };
-        if let Some(error) = failure {
-            // The connection broke: every append of the batch fails the same way.
-            let why = error.to_string();
-            drop(unavailable(error)); // logs it once for the batch
-            for pending in alone {
-                let _ = pending.reply.send(Err(unavailable_because(&why)));
-            }
-            drop(deadpool::managed::Object::take(connection));
-            return;
-        }
-        let mut broken = None;
+        let mut broken = false;
         for pending in alone {
             let result = append::append(&mut connection, &pending.request).await;
-            if let Err(EventStoreError::Unavailable(_)) = &result {
-                broken = Some(());
-            }
-            let _ = pending.reply.send(result);
+            broken |= matches!(result, Err(EventStoreError::Unavailable(_)));
+            answers.push((pending.reply, result));
         }
-        if broken.is_some() {
+        if broken {
             drop(deadpool::managed::Object::take(connection));
         } else {
             release_after(connection, None);
+        }
+        for (reply, result) in answers {
+            let _ = reply.send(result);
         }
     }
 }

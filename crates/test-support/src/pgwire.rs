@@ -4,7 +4,10 @@
 //! messages (an optional `SSLRequest`, answered by the server, then the `StartupMessage`), every
 //! message is a type byte and a length. A client waits for the server only after `Sync` (`S`, the
 //! end of an extended-protocol exchange, which is also what a bare "ping" sends) or a simple
-//! `Query` (`Q`), so their count is the number of round trips, pings included.
+//! `Query` (`Q`), so their count is the number of round trips, pings included. An exchange that
+//! only prepares a statement (`Parse` and no `Execute`: what a driver sends the first time it uses
+//! a statement on a connection) is not counted: it happens once per connection and statement, not
+//! per command.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,13 +86,25 @@ async fn relay(
                 break;
             }
         }
+        let (mut parsed, mut executed) = (false, false);
         loop {
             let kind = client_read.read_u8().await?;
             let length = client_read.read_u32().await?;
             let mut body = vec![0; (length as usize).saturating_sub(4)];
             client_read.read_exact(&mut body).await?;
-            if kind == b'S' || kind == b'Q' {
-                counter.fetch_add(1, Ordering::SeqCst);
+            match kind {
+                b'P' => parsed = true,
+                b'E' => executed = true,
+                b'Q' => {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                b'S' => {
+                    if executed || !parsed {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    (parsed, executed) = (false, false);
+                }
+                _ => {}
             }
             server_write.write_u8(kind).await?;
             server_write.write_u32(length).await?;
