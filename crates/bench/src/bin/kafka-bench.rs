@@ -286,10 +286,15 @@ async fn relay_catch_up(
     let head = db.head().await?;
     let started = Instant::now();
     let relay = Relay::new(store.clone(), db.clone(), config(brokers, topic, args)).spawn(shutdown);
+    let leading = relay.wait_until_leading(Duration::from_secs(120)).await;
+    let lease_taken = started.elapsed();
     let done = relay
         .wait_for_checkpoint(head, Duration::from_secs(120))
         .await;
     let elapsed = started.elapsed();
+    eprintln!(
+        "  relay: lease taken after {lease_taken:.2?} (leading: {leading}), caught up after {elapsed:.2?}"
+    );
     anyhow::ensure!(done, "relay stuck at {:?}", relay.status());
     let _ = stop.send(true);
     relay.join().await;
