@@ -49,6 +49,7 @@ impl From<ServeArgs> for AppConfig {
             jwt_secret: args.jwt_secret,
             handler: HandlerConfig {
                 snapshot_every: args.snapshot_every,
+                state_cache: args.state_cache,
                 ..HandlerConfig::default()
             },
             redis_url: args.redis_url,

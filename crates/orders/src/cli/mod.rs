@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Snapshot an order every this many events (0 = never).
     #[arg(long, env = "ORDERS_SNAPSHOT_EVERY", default_value_t = 100)]
     pub snapshot_every: u64,
+    /// Order states kept in memory so that a later command on the same order skips its load
+    /// (0 = always load); a stale one is caught by the append's expected version.
+    #[arg(long, env = "ORDERS_STATE_CACHE", default_value_t = 10_000)]
+    pub state_cache: usize,
     /// Redis for the order cache (`redis://127.0.0.1:6379`). Unset: no cache.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,

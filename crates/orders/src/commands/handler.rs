@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::codec::to_new_event;
 use super::load::{Loaded, load};
+use super::state_cache::StateCache;
 use super::{AccessDenied, CommandContext, CommandError};
 
 /// Tuning of command handling.
@@ -19,6 +20,9 @@ pub struct HandlerConfig {
     pub snapshot_every: u64,
     /// How many times a command is decided again after losing a race (when no version was pinned).
     pub max_attempts: usize,
+    /// How many aggregate states to keep in memory so that a later command on the same aggregate
+    /// skips its load (0: always load). See ADR 0011.
+    pub state_cache: usize,
 }
 
 impl Default for HandlerConfig {
@@ -28,6 +32,8 @@ impl Default for HandlerConfig {
         Self {
             snapshot_every: 100,
             max_attempts: 5,
+            // An order's state is a few hundred bytes: 10 000 of them are a few MiB.
+            state_cache: 10_000,
         }
     }
 }
@@ -54,12 +60,17 @@ pub struct Outcome<A> {
 pub struct CommandHandler<S> {
     store: S,
     config: HandlerConfig,
+    states: StateCache,
 }
 
 impl<S: EventStore> CommandHandler<S> {
     /// A handler over `store`.
     pub fn new(store: S, config: HandlerConfig) -> Self {
-        Self { store, config }
+        Self {
+            store,
+            config,
+            states: StateCache::new(config.state_cache),
+        }
     }
 
     /// The store.
@@ -89,11 +100,26 @@ impl<S: EventStore> CommandHandler<S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            // A state this process produced may stand in for the load on the first attempt of a
+            // command that pins nothing: the append's expected version catches a stale one.
+            let cached = (attempts == 1
+                && !context.new_stream
+                && context.idempotency.is_none()
+                && context.expected_version.is_none())
+            .then(|| self.states.get::<A>(id))
+            .flatten();
+            let from_cache = cached.is_some();
             let Loaded {
                 mut state,
                 version,
                 position,
-            } = if context.new_stream && attempts == 1 {
+            } = if let Some((state, version)) = cached {
+                Loaded {
+                    state,
+                    version,
+                    position: None,
+                }
+            } else if context.new_stream && attempts == 1 {
                 // A fresh id: nothing to load. An earlier use of the key surfaces at the append.
                 Loaded::empty()
             } else {
@@ -119,7 +145,16 @@ impl<S: EventStore> CommandHandler<S> {
                     actual: version,
                 });
             }
-            let events = state.decide(&command).map_err(CommandError::Rejected)?;
+            let events = match state.decide(&command) {
+                Ok(events) if !(from_cache && events.is_empty()) => events,
+                // Never answer "no" or "nothing to do" from memory: check against the store.
+                Ok(_) | Err(_) if from_cache => {
+                    self.states.forget::<A>(id);
+                    continue;
+                }
+                Ok(events) => events,
+                Err(error) => return Err(CommandError::Rejected(error)),
+            };
             if events.is_empty() {
                 return Ok(Outcome {
                     state,
@@ -154,6 +189,11 @@ impl<S: EventStore> CommandHandler<S> {
             };
             match self.store.append(request).await {
                 Ok(appended) => {
+                    if appended.deduplicated {
+                        self.states.forget::<A>(id);
+                    } else {
+                        self.states.put(id, &state, appended.last_version);
+                    }
                     self.maybe_snapshot(id, &state, version, appended.last_version)
                         .await;
                     let position = appended.last_position;
@@ -171,6 +211,7 @@ impl<S: EventStore> CommandHandler<S> {
                     });
                 }
                 Err(EventStoreError::Conflict { actual, .. }) => {
+                    self.states.forget::<A>(id);
                     metrics::counter!("command_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);
                     if let Some(expected) = context.expected_version {
@@ -192,7 +233,10 @@ impl<S: EventStore> CommandHandler<S> {
                     tracing::debug!(attempts, actual, "lost a race; deciding again");
                     metrics::counter!("command_retries_total", "aggregate" => A::TYPE).increment(1);
                 }
-                Err(other) => return Err(other.into()),
+                Err(other) => {
+                    self.states.forget::<A>(id);
+                    return Err(other.into());
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ mod context;
 mod error;
 mod handler;
 mod load;
+mod state_cache;
 #[cfg(test)]
 mod tests;
 

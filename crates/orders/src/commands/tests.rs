@@ -15,6 +15,7 @@ fn handler(snapshot_every: u64) -> CommandHandler<InMemoryEventStore> {
         HandlerConfig {
             snapshot_every,
             max_attempts: 3,
+            state_cache: 0,
         },
     )
 }
@@ -307,7 +308,7 @@ proptest! {
                 // Rejections are fine: the point is what gets stored.
                 let _ = with.execute::<OrderAggregate>(id, command, &CommandContext::new(), allow, render).await;
             }
-            let without = CommandHandler::new(with.store().clone(), HandlerConfig { snapshot_every: 0, max_attempts: 1 });
+            let without = CommandHandler::new(with.store().clone(), HandlerConfig { snapshot_every: 0, max_attempts: 1, state_cache: 0 });
             let a = with.load::<OrderAggregate>(id).await.unwrap();
             let b = without.load::<OrderAggregate>(id).await.unwrap();
             prop_assert_eq!((a.state, a.version), (b.state, b.version));
@@ -337,4 +338,87 @@ async fn a_new_stream_hint_skips_the_load_but_never_overwrites() {
         "{err:?}"
     );
     assert_eq!(handler.store().get_current_version(id).await.unwrap(), 1);
+}
+
+fn caching(store: InMemoryEventStore) -> CommandHandler<InMemoryEventStore> {
+    CommandHandler::new(
+        store,
+        HandlerConfig {
+            state_cache: 100,
+            ..HandlerConfig::default()
+        },
+    )
+}
+
+fn uncached(store: InMemoryEventStore) -> CommandHandler<InMemoryEventStore> {
+    CommandHandler::new(
+        store,
+        HandlerConfig {
+            state_cache: 0,
+            ..HandlerConfig::default()
+        },
+    )
+}
+
+fn confirm() -> OrderCommand {
+    OrderCommand::Confirm(Default::default())
+}
+
+/// Another writer (another instance) moved the order on behind the cache's back: the cached state
+/// is stale, the append is refused, and the command is decided again on the real state.
+#[tokio::test]
+async fn a_stale_cached_state_is_caught_by_the_append_and_decided_again() {
+    let store = InMemoryEventStore::new();
+    let cached = caching(store.clone());
+    let other = uncached(store.clone());
+    let id = create(&cached).await; // cached at version 1
+    other
+        .execute::<OrderAggregate>(id, confirm(), &CommandContext::new(), allow, render)
+        .await
+        .unwrap(); // the store is at version 2 now
+    let cancel = OrderCommand::Cancel(CancelOrder {
+        reason: "changed my mind".into(),
+    });
+    let outcome = cached
+        .execute::<OrderAggregate>(id, cancel, &CommandContext::new(), allow, render)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.version, 3,
+        "decided on the real state, after the confirmation"
+    );
+    let events = store.load_events(id).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["OrderCreated", "OrderConfirmed", "OrderCancelled"]);
+}
+
+/// A rule rejection decided on a cached state is never the answer: the order is loaded and the
+/// command decided again. (Shipping needs a confirmed order; only the store knows it is one.)
+#[tokio::test]
+async fn a_rejection_from_a_cached_state_is_checked_against_the_store() {
+    let store = InMemoryEventStore::new();
+    let cached = caching(store.clone());
+    let other = uncached(store.clone());
+    let id = create(&cached).await;
+    other
+        .execute::<OrderAggregate>(id, confirm(), &CommandContext::new(), allow, render)
+        .await
+        .unwrap();
+    let ship = OrderCommand::Ship(Default::default());
+    let outcome = cached
+        .execute::<OrderAggregate>(id, ship, &CommandContext::new(), allow, render)
+        .await
+        .expect(
+            "the cached 'created' state would refuse to ship; the store's 'confirmed' allows it",
+        );
+    assert_eq!(
+        (outcome.version, outcome.state.status()),
+        (3, OrderStatus::Shipped)
+    );
+    // And a real rejection stays a rejection.
+    let error = cached
+        .execute::<OrderAggregate>(id, confirm(), &CommandContext::new(), allow, render)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CommandError::Rejected(_)), "{error:?}");
 }

@@ -62,6 +62,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
         handler: HandlerConfig {
             snapshot_every: 3,
             max_attempts: 5,
+            ..HandlerConfig::default()
         },
         redis_url: Some(test_support::redis::url()),
         cache: CacheConfig {

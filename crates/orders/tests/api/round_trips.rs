@@ -1,6 +1,7 @@
 //! Round trips per command on PostgreSQL, counted on the wire by a proxy (`Sync` and `Query`
 //! messages, so pool pings count too): a create is one, a confirm two (load, append), with or
-//! without an `Idempotency-Key`, with group commit on or off.
+//! without an `Idempotency-Key`, with group commit on or off; one when the state cache holds the
+//! order (ADR 0011).
 
 use std::net::SocketAddr;
 
@@ -103,7 +104,11 @@ async fn count(
 
 async fn commands_cost_one_and_two_round_trips(group_commit: bool) {
     let (proxy, store) = proxied_store(group_commit).await;
-    let handler = CommandHandler::new(store, HandlerConfig::default());
+    let config = HandlerConfig {
+        state_cache: 0,
+        ..HandlerConfig::default()
+    };
+    let handler = CommandHandler::new(store.clone(), config);
     // Warm-up: opens the connections and prepares each statement once (a round trip of its own).
     for i in 0..3 {
         count(&proxy, &handler, None).await;
