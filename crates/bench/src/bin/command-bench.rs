@@ -9,7 +9,8 @@
 //!   INCLUDING ALL` copy), each its own commit, one dedicated connection per worker: the fastest
 //!   way to store the rows one at a time;
 //! - `command`: `CommandHandler::execute` on the PostgreSQL store with the service's defaults
-//!   (group commit on);
+//!   (group commit and the state cache on);
+//! - `command-uncached`: the same without the state cache (every confirm and ship loads);
 //! - `command-alone`: the same with group commit off (each append its own statement and commit);
 //! - `sqlite-raw` / `sqlite-command` (unless `--no-sqlite`): the same on the embedded SQLite store
 //!   (WAL, `synchronous = FULL`) against raw inserts into a copy of its table on one connection.
@@ -176,6 +177,10 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
         settle(&with_group).await?;
         results.push(raw.clone());
         results.push(command);
+        let uncached = command_case("command-uncached", &with_group, workers, args).await?;
+        print_case(&uncached, Some(&raw));
+        settle(&with_group).await?;
+        results.push(uncached);
         if !args.no_alone {
             let command = command_case("command-alone", &alone, workers, args).await?;
             print_case(&command, Some(&raw));
@@ -413,7 +418,16 @@ async fn command_case<S: EventStore + Clone + 'static>(
     workers: usize,
     args: &Args,
 ) -> anyhow::Result<CaseResult> {
-    let handler = CommandHandler::new(store.clone(), HandlerConfig::default());
+    // `…-uncached` cases load every aggregate (no state cache), like a fresh process would.
+    let config = if name.ends_with("-uncached") {
+        HandlerConfig {
+            state_cache: 0,
+            ..HandlerConfig::default()
+        }
+    } else {
+        HandlerConfig::default()
+    };
+    let handler = CommandHandler::new(store.clone(), config);
     let deadline = Instant::now() + args.duration;
     let items = args.items;
     let started = Instant::now();
@@ -510,7 +524,8 @@ async fn prefill_comparison(store: &PostgresEventStore, args: &Args) -> anyhow::
     let events_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(pool)
         .await?;
-    let before = command_case("command", store, 1, args).await?;
+    // Uncached: every confirm and ship loads, which is what the store's size could slow down.
+    let before = command_case("command-uncached", store, 1, args).await?;
     settle(store).await?;
     eprintln!("loading {} events (no ANALYZE) …", args.prefill);
     let load_started = Instant::now();
@@ -553,7 +568,7 @@ async fn prefill_comparison(store: &PostgresEventStore, args: &Args) -> anyhow::
         "loaded in {:.1}s: {events} events, events table last analysed: {analysed:?}",
         load_started.elapsed().as_secs_f64()
     );
-    let after = command_case("command", store, 1, args).await?;
+    let after = command_case("command-uncached", store, 1, args).await?;
     print_case(&before, None);
     print_case(&after, None);
     println!(
