@@ -16,11 +16,12 @@ use lru::LruCache;
 use uuid::Uuid;
 
 type Entry = (Box<dyn Any + Send + Sync>, u64);
+type Entries = LruCache<(&'static str, Uuid), Entry>;
 
 /// A bounded, least-recently-used map from (aggregate type, id) to (state, version).
 #[derive(Clone)]
 pub(crate) struct StateCache {
-    entries: Option<Arc<Mutex<LruCache<(&'static str, Uuid), Entry>>>>,
+    entries: Option<Arc<Mutex<Entries>>>,
 }
 
 impl std::fmt::Debug for StateCache {
@@ -39,7 +40,7 @@ impl StateCache {
         }
     }
 
-    fn lock(&self) -> Option<MutexGuard<'_, LruCache<(&'static str, Uuid), Entry>>> {
+    fn lock(&self) -> Option<MutexGuard<'_, Entries>> {
         // A poisoned lock only means a panic elsewhere mid-update of an LRU list: the entries
         // are still valid states, so keep using them.
         self.entries
