@@ -35,3 +35,9 @@ pub(crate) fn unavailable(error: sqlx::Error) -> EventStoreError {
     tracing::warn!(error = %error, "event store query failed");
     EventStoreError::unavailable(error)
 }
+
+/// One `Unavailable` per request waiting on a shared statement, all with the same message (the
+/// cause itself is logged once, by [`unavailable`]).
+pub(crate) fn unavailable_because(why: &str) -> EventStoreError {
+    EventStoreError::unavailable(std::io::Error::other(why.to_owned()))
+}

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::append::{self, accepted_range};
 use crate::connections::{CommandConnections, release_after};
-use crate::errors::unavailable;
+use crate::errors::{unavailable, unavailable_because};
 use crate::rows::unsigned;
 
 /// Most appends in one batch: beyond this the statement's arrays grow without saving commits.
@@ -138,11 +138,6 @@ impl GroupCommit {
             .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
-}
-
-/// One `Unavailable` per waiting append, with the same message.
-fn unavailable_because(why: &str) -> EventStoreError {
-    EventStoreError::unavailable(std::io::Error::other(why.to_owned()))
 }
 
 fn stopped() -> EventStoreError {

@@ -13,7 +13,7 @@ use event_store::{EventStoreError, LoadRequest, Result, StreamLoad};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::connections::{CommandConnections, release_after};
-use crate::errors::unavailable;
+use crate::errors::{unavailable, unavailable_because};
 use crate::load::load_streams;
 
 /// Most loads in one statement.
@@ -110,8 +110,4 @@ async fn run(connections: &CommandConnections, batch: Vec<Pending>) {
             }
         }
     }
-}
-
-fn unavailable_because(why: &str) -> EventStoreError {
-    EventStoreError::unavailable(std::io::Error::other(why.to_owned()))
 }

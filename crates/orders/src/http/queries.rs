@@ -65,7 +65,8 @@ const STATUSES: [&str; 5] = ["created", "confirmed", "shipped", "delivered", "ca
 /// Orders, filtered by customer and status, a page at a time.
 #[utoipa::path(get, path = "/orders", tag = "queries", params(ListParams),
     responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 503, description = "The read model did not reach min_position in time", body = Problem)),
+        (status = 422, description = "A consistency token names no stored write", body = Problem),
+        (status = 503, description = "The read model did not reach consistent_with or min_position in time", body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -129,7 +130,9 @@ pub async fn list_orders(
 
 /// Orders by status and revenue per day and currency (staff).
 #[utoipa::path(get, path = "/stats", tag = "queries", params(StatsParams),
-    responses((status = 200, body = Stats), (status = 403, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = Stats), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "A consistency token names no stored write", body = Problem),
+        (status = 503, description = "The read model did not reach consistent_with or min_position in time", body = Problem)),
     security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<AppState>,
