@@ -1,9 +1,11 @@
 //! Decoding rows into store types.
 
 use chrono::{DateTime, Utc};
-use event_store::{EventStoreError, RecordedEvent};
+use event_store::{EventStoreError, FeedEvent, RecordedEvent};
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 /// The columns [`recorded_event`] reads from `events e`; the position is looked up by the unique
@@ -41,6 +43,36 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, EventStoreErr
             .map_err(|_| EventStoreError::Corrupt(format!("schema_version {schema_version}")))?,
         payload: row.try_get("payload").map_err(corrupt)?,
         metadata: row.try_get("metadata").map_err(corrupt)?,
+        recorded_at: row
+            .try_get::<DateTime<Utc>, _>("recorded_at")
+            .map_err(corrupt)?,
+    })
+}
+
+/// A feed row as [`FeedEvent`]: JSONB arrives as its text (after a version byte), which is checked
+/// and kept, never parsed into a tree.
+pub(crate) fn feed_event(row: &PgRow) -> Result<FeedEvent, EventStoreError> {
+    let corrupt = |e: sqlx::Error| EventStoreError::Corrupt(e.to_string());
+    let version: i64 = row.try_get("version").map_err(corrupt)?;
+    let position: i64 = row.try_get("position").map_err(corrupt)?;
+    let schema_version: i32 = row.try_get("schema_version").map_err(corrupt)?;
+    let json = |column: &str| -> Result<Box<RawValue>, EventStoreError> {
+        let Json(raw) = row
+            .try_get::<Json<Box<RawValue>>, _>(column)
+            .map_err(corrupt)?;
+        Ok(raw)
+    };
+    Ok(FeedEvent {
+        event_id: row.try_get::<Uuid, _>("event_id").map_err(corrupt)?,
+        aggregate_id: row.try_get::<Uuid, _>("aggregate_id").map_err(corrupt)?,
+        aggregate_type: row.try_get("aggregate_type").map_err(corrupt)?,
+        version: unsigned(version, "version")?,
+        position: unsigned(position, "position")?,
+        event_type: row.try_get("event_type").map_err(corrupt)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| EventStoreError::Corrupt(format!("schema_version {schema_version}")))?,
+        payload: json("payload")?,
+        metadata: json("metadata")?,
         recorded_at: row
             .try_get::<DateTime<Utc>, _>("recorded_at")
             .map_err(corrupt)?,

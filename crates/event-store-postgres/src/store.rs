@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{
-    AppendRequest, AppendResult, EventStore, EventStoreError, IdempotencyRecord, LoadRequest,
-    RecordedEvent, Result, Snapshot, StreamLoad,
+    AppendRequest, AppendResult, EventStore, EventStoreError, FeedEvent, IdempotencyRecord,
+    LoadRequest, RecordedEvent, Result, Snapshot, StreamLoad,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row};
@@ -15,7 +15,7 @@ use crate::connections::{CommandConnections, release_after};
 use crate::errors::unavailable;
 use crate::group_commit::{GroupCommit, GroupCommitOptions};
 use crate::group_load::GroupLoad;
-use crate::rows::{EVENT_COLUMNS, recorded_event, signed, unsigned};
+use crate::rows::{EVENT_COLUMNS, feed_event, recorded_event, signed, unsigned};
 use crate::sequencer::Sequencer;
 use crate::{MIGRATOR, append, load};
 
@@ -75,6 +75,27 @@ pub struct PostgresEventStore {
 }
 
 impl PostgresEventStore {
+    /// The feed's rows after `after`: positions first, then each event by its primary key, a
+    /// nested loop whatever the statistics say (`OFFSET 0` keeps the planner from flattening the
+    /// lateral subquery).
+    async fn feed_rows(&self, after: u64, limit: usize) -> Result<Vec<sqlx::postgres::PgRow>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM (
+                 SELECT position, seq FROM event_positions
+                 WHERE position > $1 ORDER BY position LIMIT $2
+             ) AS feed CROSS JOIN LATERAL (
+                 SELECT * FROM events WHERE events.seq = feed.seq OFFSET 0
+             ) AS e
+             ORDER BY feed.position"
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(signed(after)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
     /// Connects to `url` and starts the sequencer and group-commit writer on the current runtime.
     /// Does not migrate: call [`Self::migrate`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self> {
@@ -284,24 +305,14 @@ impl EventStore for PostgresEventStore {
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
-        // Positions first, then each event by its primary key: a nested loop whatever the
-        // statistics say (`OFFSET 0` keeps the planner from flattening the lateral subquery).
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM (
-                 SELECT position, seq FROM event_positions
-                 WHERE position > $1 ORDER BY position LIMIT $2
-             ) AS feed CROSS JOIN LATERAL (
-                 SELECT * FROM events WHERE events.seq = feed.seq OFFSET 0
-             ) AS e
-             ORDER BY feed.position"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(signed(after)?)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let rows = self.feed_rows(after, limit).await?;
         rows.iter().map(recorded_event).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>> {
+        let rows = self.feed_rows(after, limit).await?;
+        rows.iter().map(feed_event).collect()
     }
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]

@@ -1,7 +1,8 @@
 //! Decoding rows into store types.
 
 use chrono::{DateTime, Utc};
-use event_store::{EventStoreError, RecordedEvent};
+use event_store::{EventStoreError, FeedEvent, RecordedEvent};
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
@@ -51,6 +52,30 @@ pub(crate) fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent, EventStor
         schema_version: u32::try_from(schema_version).map_err(corrupt)?,
         payload: json(row, "payload")?,
         metadata: json(row, "metadata")?,
+        recorded_at: row
+            .try_get::<DateTime<Utc>, _>("recorded_at")
+            .map_err(corrupt)?,
+    })
+}
+
+/// A stored JSON document as its text, checked to be JSON but not parsed into a tree.
+fn raw_json(row: &SqliteRow, column: &str) -> Result<Box<RawValue>, EventStoreError> {
+    let text: String = row.try_get(column).map_err(corrupt)?;
+    RawValue::from_string(text).map_err(corrupt)
+}
+
+pub(crate) fn feed_event(row: &SqliteRow) -> Result<FeedEvent, EventStoreError> {
+    let schema_version = unsigned(row, "schema_version")?;
+    Ok(FeedEvent {
+        event_id: uuid(row, "event_id")?,
+        aggregate_id: uuid(row, "aggregate_id")?,
+        aggregate_type: row.try_get("aggregate_type").map_err(corrupt)?,
+        version: unsigned(row, "version")?,
+        position: unsigned(row, "position")?,
+        event_type: row.try_get("event_type").map_err(corrupt)?,
+        schema_version: u32::try_from(schema_version).map_err(corrupt)?,
+        payload: raw_json(row, "payload")?,
+        metadata: raw_json(row, "metadata")?,
         recorded_at: row
             .try_get::<DateTime<Utc>, _>("recorded_at")
             .map_err(corrupt)?,

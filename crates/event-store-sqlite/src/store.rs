@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{
-    AppendRequest, AppendResult, EventStore, EventStoreError, IdempotencyRecord, RecordedEvent,
-    Result, Snapshot,
+    AppendRequest, AppendResult, EventStore, EventStoreError, FeedEvent, IdempotencyRecord,
+    RecordedEvent, Result, Snapshot,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::rows::{EVENT_COLUMNS, json, recorded_event, signed, unsigned};
+use crate::rows::{EVENT_COLUMNS, feed_event, json, recorded_event, signed, unsigned};
 use crate::{MIGRATOR, append};
 
 /// Settings of the embedded store.
@@ -52,6 +52,19 @@ pub(crate) fn unavailable(error: sqlx::Error) -> EventStoreError {
 }
 
 impl SqliteEventStore {
+    /// The feed's rows after `after`, in position order.
+    async fn feed_rows(&self, after: u64, limit: usize) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(signed(after)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)
+    }
+
     /// Opens (creating if needed) the database file at `path`, in WAL mode. Does not migrate.
     pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let connect = SqliteConnectOptions::new().filename(path.as_ref());
@@ -204,16 +217,14 @@ impl EventStore for SqliteEventStore {
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(signed(after)?)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(unavailable)?;
+        let rows = self.feed_rows(after, limit).await?;
         rows.iter().map(recorded_event).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>> {
+        let rows = self.feed_rows(after, limit).await?;
+        rows.iter().map(feed_event).collect()
     }
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]

@@ -56,6 +56,6 @@ pub use expected_version::ExpectedVersion;
 pub use memory::InMemoryEventStore;
 pub use store::EventStore;
 pub use types::{
-    AppendRequest, AppendResult, IdempotencyLookup, IdempotencyRecord, LoadRequest,
+    AppendRequest, AppendResult, FeedEvent, IdempotencyLookup, IdempotencyRecord, LoadRequest,
     MAX_EVENTS_PER_APPEND, NewEvent, RecordedEvent, Snapshot, SnapshotFilter, StreamLoad,
 };

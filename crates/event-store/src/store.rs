@@ -5,8 +5,8 @@ use std::future::Future;
 use uuid::Uuid;
 
 use crate::{
-    AppendRequest, AppendResult, EventStoreError, ExpectedVersion, IdempotencyRecord, LoadRequest,
-    NewEvent, RecordedEvent, Result, Snapshot, StreamLoad,
+    AppendRequest, AppendResult, EventStoreError, ExpectedVersion, FeedEvent, IdempotencyRecord,
+    LoadRequest, NewEvent, RecordedEvent, Result, Snapshot, StreamLoad,
 };
 
 /// An append-only store of event streams with a store-wide feed.
@@ -81,6 +81,23 @@ pub trait EventStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// [`Self::read_all`] for consumers that forward events without interpreting them: the same
+    /// events, with payload and metadata as the stored JSON text. Backends read the text straight
+    /// from their rows; this default re-serializes what `read_all` parsed.
+    fn read_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<FeedEvent>>> + Send {
+        async move {
+            self.read_all(after, limit)
+                .await?
+                .into_iter()
+                .map(FeedEvent::try_from)
+                .collect()
+        }
+    }
 
     /// The global position of a stored event, waiting (bounded) until it is assigned.
     fn global_position(

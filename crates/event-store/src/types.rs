@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::ExpectedVersion;
@@ -83,6 +84,60 @@ pub struct RecordedEvent {
     pub metadata: Value,
     /// When the store committed it.
     pub recorded_at: DateTime<Utc>,
+}
+
+/// An event as the global feed hands it to a consumer that forwards it rather than interprets it
+/// (the outbox relay): payload and metadata are the stored JSON text, checked to be JSON but never
+/// built into a tree, and the position is always known (the feed holds only numbered events).
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedEvent {
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The stream (aggregate) it belongs to.
+    pub aggregate_id: Uuid,
+    /// The aggregate type, e.g. `"Order"`.
+    pub aggregate_type: String,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Its place in the feed.
+    pub position: u64,
+    /// Stable event type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub schema_version: u32,
+    /// The event's data, as stored.
+    pub payload: Box<RawValue>,
+    /// The event's metadata, as stored.
+    pub metadata: Box<RawValue>,
+    /// When the store committed it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl TryFrom<RecordedEvent> for FeedEvent {
+    type Error = crate::EventStoreError;
+
+    /// The feed form of an event read from the feed; `Corrupt` if it has no position.
+    fn try_from(event: RecordedEvent) -> Result<Self, Self::Error> {
+        let corrupt = |e: serde_json::Error| crate::EventStoreError::Corrupt(e.to_string());
+        let position = event.position.ok_or_else(|| {
+            crate::EventStoreError::Corrupt(format!(
+                "event {} of the feed has no position",
+                event.event_id
+            ))
+        })?;
+        Ok(Self {
+            event_id: event.event_id,
+            aggregate_id: event.aggregate_id,
+            aggregate_type: event.aggregate_type,
+            version: event.version,
+            position,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            payload: serde_json::value::to_raw_value(&event.payload).map_err(corrupt)?,
+            metadata: serde_json::value::to_raw_value(&event.metadata).map_err(corrupt)?,
+            recorded_at: event.recorded_at,
+        })
+    }
 }
 
 /// An append, with everything the store checks atomically.

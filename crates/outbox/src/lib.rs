@@ -23,5 +23,5 @@ pub mod relay;
 
 pub use config::KafkaConfig;
 pub use database::RelayDb;
-pub use event::OrderEventV1;
+pub use event::{OrderEventV1, Published};
 pub use relay::{Relay, RelayHandle, RelayStatus};

@@ -2,12 +2,12 @@
 
 use std::collections::VecDeque;
 
-use event_store::RecordedEvent;
+use event_store::FeedEvent;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use crate::event::OrderEventV1;
+use crate::event::Published;
 
 /// A batch handed to the producer, waiting for the broker's acknowledgements.
 pub(crate) struct InFlight {
@@ -41,14 +41,14 @@ impl InFlight {
 pub(crate) fn send_batch(
     producer: &FutureProducer,
     topic: &str,
-    events: Vec<RecordedEvent>,
+    events: Vec<FeedEvent>,
 ) -> Result<InFlight, KafkaError> {
     let count = events.len();
-    let last_position = events.last().and_then(|e| e.position).unwrap_or(0);
+    let last_position = events.last().map_or(0, |e| e.position);
     let mut deliveries = VecDeque::with_capacity(count);
     for stored in events {
-        let event = OrderEventV1::from_recorded(stored);
-        // A struct of strings, numbers and a JSON value: serializing it cannot fail.
+        let event = Published::from_feed(stored);
+        // Strings, numbers and JSON text already checked: serializing it cannot fail.
         let value = serde_json::to_vec(&event).unwrap_or_default();
         let key = event.key();
         let headers = event.headers().iter().fold(

@@ -3,9 +3,10 @@
 //!
 //! The feed *is* the transactional outbox: every append queues its events for the feed in the
 //! same statement that writes them, so a committed event is always in the feed and a rolled-back
-//! one never is (ADR 0002). The relay reads `position > checkpoint` in batches, hands them to an
-//! idempotent producer (`acks=all`), keeps a few batches in flight, and stores the checkpoint of a
-//! batch once every message of it (and of every batch before it) is acknowledged. A crash between
+//! one never is (ADR 0002). The relay reads `position > checkpoint` in batches
+//! ([`EventStore::read_feed`]: payloads stay the stored JSON text and are copied into the message
+//! unparsed), hands them to an idempotent producer (`acks=all`), keeps a few batches in flight,
+//! and stores the checkpoint of a batch once every message of it (and of every batch before it) is acknowledged. A crash between
 //! the acknowledgement and the checkpoint write republishes that batch: delivery is at least once,
 //! and consumers dedupe on (order id, version). See ADR 0008.
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use event_store::{EventStore, EventStoreError, RecordedEvent};
+use event_store::{EventStore, EventStoreError, FeedEvent};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{Notify, watch};
@@ -152,7 +153,7 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
             |pipeline: &VecDeque<InFlight>| pipeline.iter().map(|b| b.events).sum::<usize>();
         let mut next = checkpoint;
         // A batch read ahead while the previous one was being built: (read after, events).
-        let mut prefetched: Option<(u64, Vec<RecordedEvent>)> = None;
+        let mut prefetched: Option<(u64, Vec<FeedEvent>)> = None;
         let mut lag = LagGauge::new(topic);
         let mut last_check = tokio::time::Instant::now();
         loop {
@@ -163,12 +164,12 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
             if in_flight(&pipeline) < MAX_IN_FLIGHT_EVENTS {
                 let events = match prefetched.take() {
                     Some((after, events)) if after == next => events,
-                    _ => self.store.read_all(next, batch_size).await?,
+                    _ => self.store.read_feed(next, batch_size).await?,
                 };
-                if let Some(last) = events.last().and_then(|e| e.position) {
+                if let Some(last) = events.last().map(|e| e.position) {
                     // Start reading the following batch first, so the database works while this
                     // one is built and handed to the producer.
-                    let read_ahead = self.store.read_all(last, batch_size);
+                    let read_ahead = self.store.read_feed(last, batch_size);
                     tokio::pin!(read_ahead);
                     let early = futures::poll!(&mut read_ahead);
                     let sent = send_batch(&producer, topic, events);

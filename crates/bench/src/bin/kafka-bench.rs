@@ -32,7 +32,7 @@ use event_store::{EventStore, NewEvent};
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use outbox::config::parse_properties;
 use outbox::consume::{ConsumerOptions, EventConsumer};
-use outbox::{KafkaConfig, OrderEventV1, Relay, RelayDb};
+use outbox::{KafkaConfig, Published, Relay, RelayDb};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
@@ -219,12 +219,12 @@ async fn prebuilt(
     let mut out = Vec::with_capacity(events);
     let mut after = 0;
     while out.len() < events {
-        let page = store.read_all(after, batch_size).await?;
+        let page = store.read_feed(after, batch_size).await?;
         let Some(last) = page.last() else { break };
-        after = last.position.unwrap_or(after);
+        after = last.position;
         let wanted = events - out.len();
         for stored in page.into_iter().take(wanted) {
-            let event = OrderEventV1::from_recorded(stored);
+            let event = Published::from_feed(stored);
             out.push(Prebuilt {
                 key: event.key(),
                 headers: event.headers(),

@@ -107,3 +107,62 @@ pub async fn position_of_agrees_with_the_feed<S: EventStore>(store: S) {
     let loaded = store.load_events(id).await.unwrap();
     assert_eq!(loaded[1].position, Some(numbered));
 }
+
+/// `read_feed` hands out the very events `read_all` does, payload and metadata as JSON text that
+/// parses to the stored values (unicode and nesting included).
+pub async fn read_feed_agrees_with_read_all<S: EventStore>(store: S) {
+    let id = Uuid::now_v7();
+    let stored = vec![
+        crate::NewEvent::new(
+            "Test",
+            "Tested",
+            2,
+            serde_json::json!({"text": "crème brûlée ✓ \"quoted\"", "nested": {"n": [1, 2.5, null]}}),
+        )
+        .with_metadata(serde_json::json!({"correlation_id": "c-1", "user": {"id": "u-1"}})),
+        crate::NewEvent::new("Test", "Tested", 1, serde_json::json!({})),
+    ];
+    store
+        .append_events(id, ExpectedVersion::NoStream, stored)
+        .await
+        .unwrap();
+    let first = store.global_position(id, 1).await.unwrap();
+    let last = store.global_position(id, 2).await.unwrap();
+    let limit = usize::try_from(last - first + 1).unwrap();
+    let parsed = store.read_all(first - 1, limit).await.unwrap();
+    let raw = store.read_feed(first - 1, limit).await.unwrap();
+    assert_eq!(raw.len(), limit);
+    for (raw, parsed) in raw.iter().zip(&parsed) {
+        assert_eq!(
+            (
+                raw.event_id,
+                raw.aggregate_id,
+                raw.version,
+                Some(raw.position)
+            ),
+            (
+                parsed.event_id,
+                parsed.aggregate_id,
+                parsed.version,
+                parsed.position
+            )
+        );
+        assert_eq!(
+            (&raw.event_type, raw.schema_version, raw.recorded_at),
+            (
+                &parsed.event_type,
+                parsed.schema_version,
+                parsed.recorded_at
+            )
+        );
+        let payload: serde_json::Value = serde_json::from_str(raw.payload.get()).unwrap();
+        let metadata: serde_json::Value = serde_json::from_str(raw.metadata.get()).unwrap();
+        assert_eq!((&payload, &metadata), (&parsed.payload, &parsed.metadata));
+    }
+    let ours: Vec<_> = raw.iter().filter(|e| e.aggregate_id == id).collect();
+    assert_eq!(ours.len(), 2);
+    assert_eq!((ours[0].position, ours[1].position), (first, last));
+    assert_eq!(ours[0].schema_version, 2);
+    let text: serde_json::Value = serde_json::from_str(ours[0].payload.get()).unwrap();
+    assert_eq!(text["text"], "crème brûlée ✓ \"quoted\"");
+}

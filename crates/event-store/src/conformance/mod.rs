@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             snapshots_keep_the_latest,
             read_all_is_dense_and_in_stream_order,
             global_position_matches_the_feed,
+            read_feed_agrees_with_read_all,
             position_of_agrees_with_the_feed,
             load_stream_starts_after_a_matching_snapshot,
             load_stream_returns_the_idempotency_record
