@@ -14,6 +14,10 @@ pub(crate) const EVENT_COLUMNS: &str = "e.event_id, e.aggregate_id, e.aggregate_
      (SELECT p.position FROM event_positions p WHERE p.seq = e.seq) AS position, \
      e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at";
 
+/// [`EVENT_COLUMNS`] for a feed read, whose `feed` rows already carry each position.
+pub(crate) const FEED_COLUMNS: &str = "e.event_id, e.aggregate_id, e.aggregate_type, e.version, \
+     feed.position, e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at";
+
 /// A non-negative database integer as `u64`, or a `Corrupt` error naming the column.
 pub(crate) fn unsigned(value: i64, column: &str) -> Result<u64, EventStoreError> {
     u64::try_from(value)

@@ -15,7 +15,7 @@ use crate::connections::{CommandConnections, release_after};
 use crate::errors::unavailable;
 use crate::group_commit::{GroupCommit, GroupCommitOptions};
 use crate::group_load::GroupLoad;
-use crate::rows::{EVENT_COLUMNS, feed_event, recorded_event, signed, unsigned};
+use crate::rows::{EVENT_COLUMNS, FEED_COLUMNS, feed_event, recorded_event, signed, unsigned};
 use crate::sequencer::Sequencer;
 use crate::{MIGRATOR, append, load};
 
@@ -80,7 +80,7 @@ impl PostgresEventStore {
     /// lateral subquery).
     async fn feed_rows(&self, after: u64, limit: usize) -> Result<Vec<sqlx::postgres::PgRow>> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM (
+            "SELECT {FEED_COLUMNS} FROM (
                  SELECT position, seq FROM event_positions
                  WHERE position > $1 ORDER BY position LIMIT $2
              ) AS feed CROSS JOIN LATERAL (

@@ -17,6 +17,13 @@ use sqlx::{Connection, PgPool, SqlitePool};
 
 use crate::database::{signed, unsigned};
 
+/// The text whose hash (`hashtextextended(…, 0)`) is the advisory lock of relay `name`: whoever
+/// holds that lock (a relay, or an operator pausing publication) keeps every relay of `name` on
+/// standby.
+pub fn advisory_lock_name(name: &str) -> String {
+    format!("orders.outbox:{name}")
+}
+
 /// The right to publish for one relay name, with its checkpoint.
 #[derive(Debug)]
 pub struct Lease {
@@ -41,7 +48,7 @@ impl Lease {
         let mut conn = PgConnection::connect_with(&options).await?;
         let locked: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(format!("orders.outbox:{name}"))
+                .bind(advisory_lock_name(name))
                 .fetch_one(&mut conn)
                 .await?;
         if !locked {

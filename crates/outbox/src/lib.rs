@@ -19,6 +19,7 @@ pub mod event;
 pub mod lease;
 pub mod metrics;
 mod publish;
+mod read_ahead;
 pub mod relay;
 
 pub use config::KafkaConfig;

@@ -12,27 +12,22 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
-use event_store::{EventStore, EventStoreError, FeedEvent};
+use event_store::{EventStore, EventStoreError};
+use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
-use crate::config::{KafkaConfig, MAX_BATCH_SIZE};
+use crate::config::{KafkaConfig, MAX_BATCH_SIZE, MAX_IN_FLIGHT_EVENTS};
 use crate::database::RelayDb;
 use crate::lease::Lease;
 use crate::metrics::{self, LagGauge};
 use crate::publish::{InFlight, send_batch};
-
-/// Events sent but not yet acknowledged, at most (plus one batch). A deep window keeps the
-/// producer's requests full while acknowledgements come back (measured: a window of 8 000 events
-/// halved catch-up throughput against a window of 50 000); it bounds the producer's memory (about
-/// 30 MB of ~600-byte messages) and what a crash republishes.
-pub const MAX_IN_FLIGHT_EVENTS: usize = 50_000;
+use crate::read_ahead::ReadAhead;
 
 /// How often an idle relay looks for events nobody told it about.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -81,7 +76,7 @@ pub struct Relay<S> {
     name: String,
 }
 
-impl<S: EventStore + Send + Sync + 'static> Relay<S> {
+impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
     /// A relay for `config.topic`. Its checkpoint is the `projections` row `kafka-relay:<topic>`,
     /// so another topic starts from the beginning of the feed.
     pub fn new(store: S, db: RelayDb, config: KafkaConfig) -> Self {
@@ -111,13 +106,35 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
         let wake = Arc::new(Notify::new());
         let waker = AbortOnDrop(self.db.spawn_waker(wake.clone()));
         let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+        // The producer is made before the lease is tried and kept while this instance stands by:
+        // a new idempotent producer needs about half a second before it may send (librdkafka
+        // asks the broker for a producer id on a 500 ms timer), which a standby pays in advance
+        // instead of at takeover.
+        let mut producer: Option<FutureProducer> = None;
         while !stopping_now(&shutdown) {
-            let pause = match self.lead(&wake, &status, &mut shutdown, &mut backoff).await {
+            let made = match producer.take() {
+                Some(warm) => Ok(warm),
+                None => self.producer(),
+            };
+            let term = match made {
+                Ok(made) => {
+                    let current = producer.insert(made);
+                    self.lead(current, &wake, &status, &mut shutdown, &mut backoff)
+                        .await
+                }
+                Err(error) => Err(RelayError::Kafka(error)),
+            };
+            let pause = match term {
                 Ok(Term::Stopped) => break,
                 Ok(Term::Standby) => STANDBY_INTERVAL,
                 Err(error) => {
                     tracing::warn!(topic = %self.config.topic, %error, "kafka relay stopped publishing; retrying");
                     metrics::failure(&self.config.topic);
+                    // What the last term left queued must not reach the topic after another
+                    // instance resent it: a fresh producer for the next term.
+                    if let Some(old) = producer.take() {
+                        discard(old);
+                    }
                     backoff.next_delay()
                 }
             };
@@ -125,12 +142,16 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
             sleep_or_stop(pause, &mut shutdown).await;
         }
         status.send_modify(|s| s.leading = false);
+        if let Some(producer) = producer.take() {
+            discard(producer);
+        }
         drop(waker);
     }
 
     /// One term: take the lease, then publish until stopped or the lease or store fails.
     async fn lead(
         &self,
+        producer: &mut FutureProducer,
         wake: &Notify,
         status: &watch::Sender<RelayStatus>,
         shutdown: &mut watch::Receiver<bool>,
@@ -147,13 +168,12 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
         });
         let topic = self.config.topic.as_str();
         let batch_size = self.config.batch_size.clamp(1, MAX_BATCH_SIZE);
-        let mut producer = self.producer()?;
+        let window = self.config.max_in_flight.clamp(1, MAX_IN_FLIGHT_EVENTS);
         let mut pipeline: VecDeque<InFlight> = VecDeque::new();
         let in_flight =
             |pipeline: &VecDeque<InFlight>| pipeline.iter().map(|b| b.events).sum::<usize>();
         let mut next = checkpoint;
-        // A batch read ahead while the previous one was being built: (read after, events).
-        let mut prefetched: Option<(u64, Vec<FeedEvent>)> = None;
+        let mut reader = ReadAhead::new(self.store.clone(), batch_size);
         let mut lag = LagGauge::new(topic);
         let mut last_check = tokio::time::Instant::now();
         loop {
@@ -161,24 +181,10 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
                 drain(pipeline, &mut lease, status, topic).await;
                 return Ok(Term::Stopped);
             }
-            if in_flight(&pipeline) < MAX_IN_FLIGHT_EVENTS {
-                let events = match prefetched.take() {
-                    Some((after, events)) if after == next => events,
-                    _ => self.store.read_feed(next, batch_size).await?,
-                };
-                if let Some(last) = events.last().map(|e| e.position) {
-                    // Start reading the following batch first, so the database works while this
-                    // one is built and handed to the producer.
-                    let read_ahead = self.store.read_feed(last, batch_size);
-                    tokio::pin!(read_ahead);
-                    let early = futures::poll!(&mut read_ahead);
-                    let sent = send_batch(&producer, topic, events);
-                    let ahead = match early {
-                        Poll::Ready(ahead) => ahead,
-                        Poll::Pending => read_ahead.await,
-                    };
-                    prefetched = Some((last, ahead?));
-                    match sent {
+            if in_flight(&pipeline) < window {
+                let events = reader.next(next).await?;
+                if !events.is_empty() {
+                    match send_batch(producer, topic, events) {
                         Ok(batch) => {
                             metrics::batch(topic, batch.events);
                             next = batch.last_position;
@@ -186,10 +192,9 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
                             continue;
                         }
                         Err(error) => {
-                            self.failed(error, &mut pipeline, &mut producer, backoff, shutdown)
+                            self.failed(error, &mut pipeline, producer, backoff, shutdown)
                                 .await?;
                             next = checkpoint;
-                            prefetched = None;
                             continue;
                         }
                     }
@@ -207,6 +212,22 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
                 };
                 match acked {
                     Ok(()) => {
+                        // Batches acknowledged meanwhile share this checkpoint write.
+                        let (mut last, mut events, mut failure) = (last, events, None);
+                        while let Some(following) = pipeline.front_mut() {
+                            match following.acked().now_or_never() {
+                                None => break,
+                                Some(Ok(())) => {
+                                    (last, events) =
+                                        (following.last_position, events + following.events);
+                                    pipeline.pop_front();
+                                }
+                                Some(Err(error)) => {
+                                    failure = Some(error);
+                                    break;
+                                }
+                            }
+                        }
                         lease.commit(last).await?;
                         checkpoint = last;
                         last_check = tokio::time::Instant::now();
@@ -214,9 +235,14 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
                         status.send_modify(|s| s.checkpoint = last);
                         backoff.reset();
                         lag.update(&self.db, checkpoint).await;
+                        if let Some(error) = failure {
+                            self.failed(error, &mut pipeline, producer, backoff, shutdown)
+                                .await?;
+                            next = checkpoint;
+                        }
                     }
                     Err(error) => {
-                        self.failed(error, &mut pipeline, &mut producer, backoff, shutdown)
+                        self.failed(error, &mut pipeline, producer, backoff, shutdown)
                             .await?;
                         next = checkpoint;
                     }
@@ -252,9 +278,7 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
         tracing::warn!(topic = %self.config.topic, %error, ?delay, "kafka publish failed; resending from the checkpoint");
         metrics::failure(&self.config.topic);
         pipeline.clear();
-        let old = std::mem::replace(producer, self.producer()?);
-        // Dropping a producer purges its queue and blocks up to half a second.
-        tokio::task::spawn_blocking(move || drop(old));
+        discard(std::mem::replace(producer, self.producer()?));
         sleep_or_stop(delay, shutdown).await;
         Ok(())
     }
@@ -262,6 +286,12 @@ impl<S: EventStore + Send + Sync + 'static> Relay<S> {
     fn producer(&self) -> Result<FutureProducer, KafkaError> {
         self.config.producer_config().create()
     }
+}
+
+/// Drops a producer without delivering what it still holds, off the async threads: dropping
+/// purges its queue and blocks up to half a second.
+fn discard(producer: FutureProducer) {
+    tokio::task::spawn_blocking(move || drop(producer));
 }
 
 /// On shutdown: wait (bounded) for the batches in flight and store the last acknowledged one.

@@ -6,12 +6,16 @@
 //!
 //! - `bare`: a `FutureProducer` with the relay's own settings (idempotent, `acks=all`, same
 //!   linger) sends `--events` pre-built messages (the very key, headers and JSON value the relay
-//!   would send for the stored events) and waits for every acknowledgement;
+//!   would send for the stored events) and waits for every acknowledgement, timed once the
+//!   producer is ready (after one untimed message: a new idempotent producer waits about 500 ms
+//!   for its producer id);
 //! - `relay`: the relay publishes the same `--events` events, already committed in the store, from
 //!   checkpoint 0 until its stored checkpoint covers them all (reading the feed, building the
-//!   messages, waiting for acknowledgements and writing checkpoints included).
+//!   messages, waiting for acknowledgements and writing checkpoints included), timed from the
+//!   moment it takes the lease as a standby whose producer is ready (the benchmark holds the
+//!   lease for its first second).
 //!
-//! Each on a fresh topic with 4 partitions; producer creation is timed in both. It prints
+//! Each on a fresh topic with 4 partitions. It prints
 //! events/s, the relay/bare ratio (target ≥ 0.8), medians over `--rounds`, then streams
 //! `--latency-events` single-event appends at `--rate` per second with the relay and a consumer
 //! (`fetch.wait.max.ms=10`) running, and prints the commit-to-consume delay (p50/p99/max).
@@ -28,14 +32,17 @@ use anyhow::Context;
 use bench::db::BenchDatabase;
 use bench::stats::{Latency, median};
 use clap::Parser;
+use common::config::TelemetryConfig;
 use event_store::{EventStore, NewEvent};
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
-use outbox::config::parse_properties;
+use outbox::config::{Properties, parse_properties};
 use outbox::consume::{ConsumerOptions, EventConsumer};
+use outbox::lease::advisory_lock_name;
 use outbox::{KafkaConfig, Published, Relay, RelayDb};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
+use sqlx::{Connection, PgConnection};
 use test_support::tansu::Tansu;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
@@ -71,11 +78,18 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     max_seconds: u64,
+    /// Extra librdkafka properties for both producers, `key=value,…` (e.g. `debug=msg`).
+    #[arg(long, value_parser = parse_properties, default_value = "")]
+    producer_properties: Properties,
+    /// Logging (rdkafka's own log lines included, e.g. with `--log rdkafka=debug`).
+    #[command(flatten)]
+    telemetry: TelemetryConfig,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let _telemetry = common::telemetry::init(&args.telemetry)?;
     let broker = match &args.brokers {
         Some(_) => None,
         None => Some(Tansu::start()),
@@ -140,7 +154,7 @@ async fn run(
         let bare = bare_producer(brokers, &topic, args, &messages).await?;
         let topic = format!("bench.relay.{round}");
         create_topic(broker, &topic);
-        let relay = relay_catch_up(&store, &db, brokers, &topic, args).await?;
+        let relay = relay_catch_up(&store, &db, brokers, &topic, args, &database.url).await?;
         let (bare_rate, relay_rate) = (
             args.events as f64 / bare.as_secs_f64(),
             args.events as f64 / relay.as_secs_f64(),
@@ -238,20 +252,21 @@ async fn prebuilt(
 fn config(brokers: &str, topic: &str, args: &Args) -> KafkaConfig {
     let mut config = KafkaConfig::new(brokers).with_topic(topic);
     config.batch_size = args.batch_size;
+    config.properties = args.producer_properties.clone();
     config
 }
 
-/// Sends every pre-built message and waits for every acknowledgement.
+/// Sends every pre-built message and waits for every acknowledgement, timed from the moment the
+/// producer is ready: one untimed message first (a new idempotent producer waits about half a
+/// second for its producer id).
 async fn bare_producer(
     brokers: &str,
     topic: &str,
     args: &Args,
     messages: &[Prebuilt],
 ) -> anyhow::Result<Duration> {
-    let started = Instant::now();
     let producer: FutureProducer = config(brokers, topic, args).producer_config().create()?;
-    let mut deliveries = Vec::with_capacity(messages.len());
-    for message in messages {
+    let record = |message: &Prebuilt| {
         let headers =
             message
                 .headers
@@ -262,11 +277,24 @@ async fn bare_producer(
                         value: Some(text.as_bytes()),
                     })
                 });
-        let record = FutureRecord::to(topic)
-            .key(&message.key)
-            .payload(&message.value)
-            .headers(headers);
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+        producer
+            .send_result(
+                FutureRecord::to(topic)
+                    .key(&message.key)
+                    .payload(&message.value)
+                    .headers(headers),
+            )
+            .map_err(|(e, _)| e)
+    };
+    let warm_up = Instant::now();
+    if let Some(first) = messages.first() {
+        record(first)?.await?.map_err(|(e, _)| e)?;
+    }
+    eprintln!("  bare: producer ready after {:.2?}", warm_up.elapsed());
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for message in messages {
+        deliveries.push(record(message)?);
     }
     for delivery in deliveries {
         delivery.await?.map_err(|(e, _)| e)?;
@@ -274,26 +302,41 @@ async fn bare_producer(
     Ok(started.elapsed())
 }
 
-/// Runs a relay from checkpoint 0 until it has stored the checkpoint of the last event.
+/// Runs a relay from checkpoint 0 until it has stored the checkpoint of the last event, timed
+/// from the moment it takes the lease. The benchmark holds the lease for the relay's first two
+/// seconds, so the relay starts as a standby with a ready producer, as it would when it takes
+/// over from another instance.
 async fn relay_catch_up(
     store: &PostgresEventStore,
     db: &RelayDb,
     brokers: &str,
     topic: &str,
     args: &Args,
+    database_url: &str,
 ) -> anyhow::Result<Duration> {
     let (stop, shutdown) = watch::channel(false);
     let head = db.head().await?;
+    let relay = Relay::new(store.clone(), db.clone(), config(brokers, topic, args));
+    let mut holder = PgConnection::connect(database_url).await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(advisory_lock_name(relay.checkpoint_name()))
+        .execute(&mut holder)
+        .await?;
+    let relay = relay.spawn(shutdown);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    anyhow::ensure!(
+        !relay.status().leading,
+        "the relay took a lease the benchmark holds"
+    );
+    holder.close().await?;
+    let leading = relay.wait_until_leading(Duration::from_secs(30)).await;
     let started = Instant::now();
-    let relay = Relay::new(store.clone(), db.clone(), config(brokers, topic, args)).spawn(shutdown);
-    let leading = relay.wait_until_leading(Duration::from_secs(120)).await;
-    let lease_taken = started.elapsed();
     let done = relay
         .wait_for_checkpoint(head, Duration::from_secs(120))
         .await;
     let elapsed = started.elapsed();
     eprintln!(
-        "  relay: lease taken after {lease_taken:.2?} (leading: {leading}), caught up after {elapsed:.2?}"
+        "  relay: took the lease as a standby (leading: {leading}), caught up after {elapsed:.2?}"
     );
     anyhow::ensure!(done, "relay stuck at {:?}", relay.status());
     let _ = stop.send(true);

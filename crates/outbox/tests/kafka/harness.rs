@@ -54,8 +54,14 @@ impl Setup {
 
     /// Starts a relay with `batch_size`.
     pub fn relay(&self, batch_size: usize) -> RelayHandle {
+        self.relay_with_window(batch_size, outbox::config::MAX_IN_FLIGHT_EVENTS)
+    }
+
+    /// A relay that keeps at most `window` events (plus one batch) unacknowledged.
+    pub fn relay_with_window(&self, batch_size: usize, window: usize) -> RelayHandle {
         let mut config = self.config();
         config.batch_size = batch_size;
+        config.max_in_flight = window;
         Relay::new(self.store.clone(), self.db(), config).spawn(self.shutdown.subscribe())
     }
 
