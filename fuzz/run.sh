@@ -15,6 +15,8 @@
 #                   checks the unsafe code of dependencies, for a slower build and fewer executions.
 #   FUZZ_CODEGEN_UNITS  codegen units per crate (default 16). cargo fuzz's own default, 1, gives
 #                   slightly faster targets but leaves one of two cores idle on the larger crates.
+#   FUZZ_TARGET_DIR  where to build (default fuzz/target); a directory outside the checkout
+#                   keeps the build across fresh clones, as CI makes them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,7 @@ fi
 # Build and run with the same options, so `run` finds the build done.
 fuzz=(cargo "+$toolchain" fuzz)
 options=(--sanitizer "$sanitizer" --debug-assertions --codegen-units "$codegen_units")
+if [ -n "${FUZZ_TARGET_DIR:-}" ]; then options+=(--target-dir "$FUZZ_TARGET_DIR"); fi
 
 started=$(date +%s)
 "${fuzz[@]}" build "${options[@]}"
