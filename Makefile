@@ -4,8 +4,10 @@
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orders
 # Extra flags for store-bench, e.g. `make bench BENCH_ARGS="--duration 5s"`.
 BENCH_ARGS ?=
+# Seconds each fuzz target runs, e.g. `make fuzz FUZZ_SECONDS=300`.
+FUZZ_SECONDS ?= 30
 
-.PHONY: help build test test-unit test-int mutants fmt lint migrate db-reset dev docker-up docker-down bench
+.PHONY: help build test test-unit test-int mutants fuzz fmt lint migrate db-reset dev docker-up docker-down bench
 
 help:
 	@echo "build        release build of the service (target/release/orders)"
@@ -13,6 +15,7 @@ help:
 	@echo "test-unit    unit tests and doctests, no database"
 	@echo "test-int     integration tests (needs PostgreSQL)"
 	@echo "mutants      mutation testing of domain (cargo install cargo-mutants --locked), about 3 min"
+	@echo "fuzz         the cargo-fuzz targets, FUZZ_SECONDS (30) each (nightly; cargo install cargo-fuzz --locked)"
 	@echo "fmt          format the code"
 	@echo "lint         check formatting and run clippy with warnings as errors"
 	@echo "migrate      apply migrations to DATABASE_URL (unset: the embedded SQLite file)"
@@ -44,6 +47,11 @@ test-int:
 # `cargo mutants -p event-store --all-features` and the pure parts of orders once that lands.
 mutants:
 	cargo mutants -p domain
+
+# Fuzzing: every target in fuzz/fuzz_targets for FUZZ_SECONDS each, from copies of the seed corpora
+# in fuzz/corpus. A crashing input is kept in fuzz/artifacts/<target>/ (see fuzz/run.sh).
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 fmt:
 	cargo fmt --all

@@ -70,6 +70,24 @@ fn durations_parse_with_units() {
 }
 
 #[test]
+fn minutes_beyond_the_largest_duration_are_refused() {
+    // Seen while writing the fuzz target verify_token (the TTL of `orders token`), which crashes
+    // on it: `value * 60` overflowed, a panic in debug builds and a wrapped, far shorter duration
+    // in release builds.
+    let largest = u64::MAX / 60;
+    assert_eq!(
+        parse_duration(&format!("{largest}m")).unwrap(),
+        Duration::from_secs(largest * 60)
+    );
+    let err = parse_duration(&format!("{}m", largest + 1)).unwrap_err();
+    assert!(err.contains("too long"), "{err}");
+    assert_eq!(
+        parse_duration(&format!("{}s", u64::MAX)).unwrap(),
+        Duration::from_secs(u64::MAX)
+    );
+}
+
+#[test]
 fn a_bad_value_is_a_clear_error() {
     let err = Cli::try_parse_from(["orders", "--listen", "nowhere"])
         .err()

@@ -30,6 +30,9 @@ pub enum TokenError {
     /// A customer token whose subject is not a customer id.
     #[error("a customer token's subject must be the customer's UUID")]
     CustomerSubjectNotUuid,
+    /// A TTL so long that the expiry does not fit the `exp` claim (seconds since 1970, a `u64`).
+    #[error("a token cannot be valid for {0:?}: its expiry would be past the year 584 billion")]
+    TtlTooLong(Duration),
 }
 
 /// The HS256 keys derived from the configured secret.
@@ -60,11 +63,14 @@ impl JwtKeys {
             return Err(TokenError::CustomerSubjectNotUuid);
         }
         let now = jsonwebtoken::get_current_timestamp();
+        let exp = now
+            .checked_add(ttl.as_secs())
+            .ok_or(TokenError::TtlTooLong(ttl))?;
         let claims = Claims {
             sub: subject.to_owned(),
             role,
             iat: now,
-            exp: now + ttl.as_secs(),
+            exp,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -118,6 +124,21 @@ mod tests {
                 .verify(&token)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_ttl_past_the_end_of_the_exp_claim_is_refused() {
+        // Found by the fuzz target verify_token: `now + ttl` overflowed, a panic in debug builds
+        // and, in release builds, an expiry in 1970 (a token that never worked).
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef");
+        let ttl = Duration::from_secs(u64::MAX);
+        assert!(matches!(
+            keys.issue("ops", Role::Staff, ttl),
+            Err(TokenError::TtlTooLong(refused)) if refused == ttl
+        ));
+        let century = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+        let token = keys.issue("ops", Role::Staff, century).unwrap();
+        assert_eq!(keys.verify(&token).unwrap().subject, "ops");
     }
 
     #[test]

@@ -19,23 +19,26 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            Problem::unauthorized(
-                "send `Authorization: Bearer <token>`; mint one with `orders token`",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                Problem::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
+        let token = bearer_token(&parts.headers)?;
         state
             .keys
-            .verify(token.trim())
+            .verify(token)
             .map_err(|e| Problem::unauthorized(e.to_string()))
     }
+}
+
+/// The token of the `Authorization: Bearer <token>` header, trimmed; a missing header or another
+/// scheme is a 401 problem. The token itself is not checked here (see [`crate::auth::JwtKeys`]).
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Problem> {
+    let header = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        Problem::unauthorized("send `Authorization: Bearer <token>`; mint one with `orders token`")
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| Problem::unauthorized("the Authorization header must be `Bearer <token>`"))
 }
 
 /// The `{id}` path segment as an order id; anything but a UUID is a 400 problem.
@@ -114,13 +117,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         let json = is_json(request.headers());
         let raw = read_body(request, state).await?;
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self {
-                value: T::default(),
-                raw,
-            });
-        }
-        if !json {
+        if !json && !is_blank(&raw) {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -128,10 +125,15 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             ));
         }
         Ok(Self {
-            value: parse_json(&raw)?,
+            value: parse_optional_json(&raw)?,
             raw,
         })
     }
+}
+
+/// Whether a body counts as absent: empty or only ASCII whitespace.
+fn is_blank(raw: &[u8]) -> bool {
+    raw.iter().all(u8::is_ascii_whitespace)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -163,7 +165,9 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
         })
 }
 
-fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
+/// Parses a request body as JSON into `T`: a body that is not JSON is a 400 problem
+/// (`malformed-json`), JSON that does not fit `T` a 422 (`invalid-body`).
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(raw).map_err(|error| match error.classify() {
         serde_json::error::Category::Data => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -175,6 +179,16 @@ fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
             format!("the body is not valid JSON: {error}"),
         ),
     })
+}
+
+/// Parses an optional JSON body: a blank one (see [`OptionalJsonBody`]) is `T::default()`, any
+/// other is parsed by [`parse_json`].
+pub fn parse_optional_json<T: DeserializeOwned + Default>(raw: &[u8]) -> Result<T, Problem> {
+    if is_blank(raw) {
+        Ok(T::default())
+    } else {
+        parse_json(raw)
+    }
 }
 
 /// The request headers that steer a command.
@@ -196,9 +210,16 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        Self::from_headers(&parts.headers)
+    }
+}
+
+impl CommandHeaders {
+    /// Reads the command headers from `headers`. A malformed `If-Match` or `Idempotency-Key` is a
+    /// 400 problem; a correlation or request id that is not a UUID is ignored.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
         let text = |name: &str| {
-            parts
-                .headers
+            headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
@@ -208,7 +229,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
             .and_then(|v| Uuid::parse_str(v).ok())
             .or(request_id)
             .unwrap_or_else(Uuid::now_v7);
-        let if_match = match parts.headers.get(header::IF_MATCH) {
+        let if_match = match headers.get(header::IF_MATCH) {
             None => None,
             Some(value) => Some(parse_if_match(value.to_str().unwrap_or(""))?),
         };
@@ -266,6 +287,8 @@ pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -275,6 +298,36 @@ mod tests {
         assert_eq!(parse_if_match(" 7 ").unwrap(), 7);
         assert!(parse_if_match("*").is_err());
         assert!(parse_if_match("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn the_bearer_token_is_the_trimmed_rest_of_the_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers).unwrap_err().status, 401);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer  abc.def.ghi "),
+        );
+        assert_eq!(bearer_token(&headers).unwrap(), "abc.def.ghi");
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer_token(&headers).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn a_blank_optional_body_is_the_default_and_any_other_must_be_json() {
+        assert_eq!(
+            parse_optional_json::<Vec<u8>>(b" \r\n").unwrap(),
+            Vec::<u8>::new()
+        );
+        assert_eq!(parse_optional_json::<Vec<u8>>(b"[1]").unwrap(), vec![1]);
+        assert_eq!(
+            parse_optional_json::<Vec<u8>>(b"[").unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            parse_optional_json::<Vec<u8>>(b"{}").unwrap_err().status,
+            422
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use dto::{CreateOrderRequest, OrderResponse};
+pub use dto::{CancelOrderRequest, CreateOrderRequest, OrderResponse, ShipOrderRequest};
+pub use extract::{CommandHeaders, bearer_token, parse_if_match, parse_json, parse_optional_json};
 pub use openapi::ApiDoc;
 pub use problem::Problem;
 
