@@ -60,23 +60,23 @@ impl<S: EventStore + Clone + Send + Sync + 'static> ReadAhead<S> {
         Ok(events)
     }
 
-    /// Drops every read in flight.
-    pub(crate) fn clear(&mut self) {
-        for (_, read) in self.reads.drain(..) {
-            read.abort();
-        }
-    }
-
     fn spawn(&self, after: u64) -> Read {
         let (store, limit) = (self.store.clone(), self.batch_size);
         tokio::spawn(async move { store.read_feed(after, limit).await })
     }
 }
 
-impl<S> Drop for ReadAhead<S> {
-    fn drop(&mut self) {
+impl<S> ReadAhead<S> {
+    /// Drops every read in flight.
+    pub(crate) fn clear(&mut self) {
         for (_, read) in self.reads.drain(..) {
             read.abort();
         }
+    }
+}
+
+impl<S> Drop for ReadAhead<S> {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
