@@ -10,13 +10,31 @@ use crate::errors::{UniqueViolation, unavailable, unique_violation};
 use crate::rows::unsigned;
 
 /// How often an `Any`/`StreamExists` append retries after losing a race for the next version.
-/// Each retry re-reads the version, so it only loops while other writers keep winning.
+/// Such appends hold the stream's advisory lock ([`STREAM_LOCK_SQL`]), so they never race each
+/// other; they can lose only to a fixed-expectation writer, which never retries.
 const RACE_RETRIES: usize = 20;
+
+/// Serializes loose-expectation writers of one stream until their transaction ends. The text key
+/// is namespaced so it cannot meet another advisory lock of this database (the relay's lease uses
+/// the same hashing of its own name).
+const STREAM_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('orders.event-store.stream:' || $1::text, 0))";
+
+/// Whether an append with `expected` computes its version from what it finds (`Any`,
+/// `StreamExists`) rather than naming it. Such appends take turns on the stream's lock and are
+/// never batched by group commit: unlocked, 32 of them on one stream could make one lose every
+/// retry (seen in CI), and a caller with no expectation must not be refused.
+pub(crate) fn takes_turns(expected: ExpectedVersion) -> bool {
+    matches!(
+        expected,
+        ExpectedVersion::Any | ExpectedVersion::StreamExists
+    )
+}
 
 /// Reads the stream version, checks it lies in `[$3, $4]`, then inserts the events, their entries
 /// in the sequencer's queue and the idempotency record, only if it does. A single statement is
 /// atomic on its own.
-const APPEND_SQL: &str = r#"
+pub(crate) const APPEND_SQL: &str = r#"
 WITH current_version AS (
     SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE aggregate_id = $1
 ), accepted AS (
@@ -80,8 +98,9 @@ pub(crate) async fn append(
     let metadata: Vec<&serde_json::Value> = request.events.iter().map(|e| &e.metadata).collect();
     let idem = request.idempotency.as_ref();
 
+    let locked = takes_turns(request.expected);
     for _ in 0..RACE_RETRIES {
-        let outcome = sqlx::query(APPEND_SQL)
+        let query = sqlx::query(APPEND_SQL)
             .bind(request.aggregate_id)
             .bind(aggregate_type)
             .bind(low)
@@ -94,9 +113,12 @@ pub(crate) async fn append(
             .bind(idem.map(|r| r.scope.as_str()))
             .bind(idem.map(|r| r.key.as_str()))
             .bind(idem.map(|r| r.request_hash.as_str()))
-            .bind(idem.map(|r| &r.response))
-            .fetch_one(&mut *connection)
-            .await;
+            .bind(idem.map(|r| &r.response));
+        let outcome = if locked {
+            in_turn(connection, request.aggregate_id, query).await
+        } else {
+            query.fetch_one(&mut *connection).await
+        };
         let row = match outcome {
             Ok(row) => row,
             Err(error) => match unique_violation(&error) {
@@ -144,6 +166,22 @@ pub(crate) async fn append(
     )))
 }
 
+/// Runs `query` in a transaction that first takes the stream's advisory lock.
+async fn in_turn<'q>(
+    connection: &mut PgConnection,
+    aggregate_id: Uuid,
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<sqlx::postgres::PgRow, sqlx::Error> {
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    sqlx::query(STREAM_LOCK_SQL)
+        .bind(aggregate_id)
+        .execute(&mut *transaction)
+        .await?;
+    let row = query.fetch_one(&mut *transaction).await?;
+    transaction.commit().await?;
+    Ok(row)
+}
+
 /// The append wrote nothing: it is either a retry of an earlier append (success), a duplicate
 /// event id, or a version conflict.
 async fn explain_refusal(
@@ -188,16 +226,19 @@ async fn explain_refusal(
     })
 }
 
+/// Stream `$1`'s version: its last event's, 0 when it has none (the unique index's last entry).
+pub(crate) const CURRENT_VERSION_SQL: &str =
+    "SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1";
+
 /// The stream's version (0 when it does not exist).
 pub(crate) async fn current_version(
     executor: impl sqlx::PgExecutor<'_>,
     aggregate_id: Uuid,
 ) -> Result<u64, EventStoreError> {
-    let version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1")
-            .bind(aggregate_id)
-            .fetch_one(executor)
-            .await
-            .map_err(unavailable)?;
+    let version: i64 = sqlx::query_scalar(CURRENT_VERSION_SQL)
+        .bind(aggregate_id)
+        .fetch_one(executor)
+        .await
+        .map_err(unavailable)?;
     unsigned(version, "version")
 }

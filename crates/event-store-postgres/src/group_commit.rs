@@ -14,7 +14,9 @@
 //!   duplicate event id), nothing of it committed, and every append of the batch is run on its
 //!   own;
 //! - two appends to one stream, or with one idempotency key, never share a batch: the second
-//!   waits for the next one.
+//!   waits for the next one;
+//! - `Any`/`StreamExists` appends never come here: they take turns on the stream's lock
+//!   ([`append::takes_turns`]).
 //!
 //! Several batches may be in flight at once ([`GroupCommitOptions::in_flight`]), each on its own
 //! connection, so that a batch is being filled while the previous one commits.
@@ -60,7 +62,7 @@ impl Default for GroupCommitOptions {
 /// the append it belongs to (1-based), its index in that append (1-based), id, type, schema
 /// version, payload, metadata. Returns, per append, the version the statement saw and how many
 /// events it inserted (all or none).
-const BATCH_SQL: &str = r#"
+pub(crate) const BATCH_SQL: &str = r#"
 WITH req AS (
     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int8[],
                          $5::text[], $6::text[], $7::text[], $8::jsonb[])

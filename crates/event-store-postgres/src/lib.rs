@@ -28,6 +28,8 @@ mod errors;
 mod group_commit;
 mod group_load;
 mod load;
+#[cfg(test)]
+mod plans;
 mod rows;
 pub mod sequencer;
 mod store;

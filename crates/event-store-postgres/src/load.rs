@@ -18,9 +18,11 @@ use crate::rows::{recorded_event, unsigned};
 /// Loads a batch of streams: per load (`$1`–`$5`, one array element each) the stream, the snapshot
 /// type and schema (NULL: no snapshot), the idempotency scope and key (NULL: none). At least one
 /// row per load, ordered by load then version; event columns are NULL when a stream has no events
-/// after its snapshot. Each lookup is a lateral subquery kept apart by `OFFSET 0`, so it runs as an
-/// index probe per load, never as a join the planner might turn into a scan.
-const LOAD_SQL: &str = r#"
+/// after its snapshot. A snapshot counts only if it is not beyond the stream's last event (one more
+/// probe of the stream's unique index), so a damaged one never hides events. Each lookup is a
+/// lateral subquery kept apart by `OFFSET 0`, so it runs as an index probe per load, never as a
+/// join the planner might turn into a scan.
+pub(crate) const LOAD_SQL: &str = r#"
 SELECT r.ix, k.request_hash AS k_hash, k.response AS k_response,
        s.version AS s_version, s.state AS s_state,
        e.event_id, e.aggregate_id, e.aggregate_type, e.version, e.position, e.event_type,
@@ -34,7 +36,12 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT version, state FROM snapshots
     WHERE aggregate_id = r.stream AND aggregate_type = r.snapshot_type
-      AND schema_version = r.snapshot_schema OFFSET 0
+      AND schema_version = r.snapshot_schema
+      -- a snapshot beyond the stream's last event is damaged: ignore it, replay the stream. A
+      -- scalar subquery, not EXISTS: the planner turns EXISTS into a semi-join, which without
+      -- statistics scanned the whole events table on every load (measured: 20 ms per command).
+      AND snapshots.version <= (SELECT MAX(x.version) FROM events x WHERE x.aggregate_id = r.stream)
+    OFFSET 0
 ) s ON true
 LEFT JOIN LATERAL (
     SELECT ev.event_id, ev.aggregate_id, ev.aggregate_type, ev.version, ev.event_type,

@@ -76,6 +76,13 @@ async fn run(pool: PgPool, wake: Arc<Notify>, rounds: watch::Sender<(u64, u64)>)
         match sequence_all(&pool).await {
             Ok(0) => {}
             Ok(numbered) => tracing::trace!(numbered, "sequenced events"),
+            Err(error) if not_migrated_yet(&error) => {
+                // The first start on a new database: the service migrates right after
+                // connecting, so this is expected for a moment and is no cause for a warning.
+                tracing::debug!(%error, "the feed's schema is not there yet; retrying");
+                tokio::time::sleep(ERROR_BACKOFF).await;
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, "sequencer round failed; retrying");
                 tokio::time::sleep(ERROR_BACKOFF).await;
@@ -90,6 +97,15 @@ async fn run(pool: PgPool, wake: Arc<Notify>, rounds: watch::Sender<(u64, u64)>)
             tokio::time::sleep(COALESCE_WINDOW).await;
         }
     }
+}
+
+/// Whether `error` says the sequencing function (or a table of it) does not exist yet:
+/// SQLSTATE 42883 (undefined function) or 42P01 (undefined table).
+fn not_migrated_yet(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .is_some_and(|code| code == "42883" || code == "42P01")
 }
 
 /// Numbers every committed, unnumbered event; returns how many.

@@ -27,6 +27,50 @@ const POSITION_TIMEOUT: Duration = Duration::from_secs(10);
 /// (measured with store-bench's 100-event appends).
 const GROUP_COMMIT_BELOW_EVENTS: usize = 16;
 
+/// The feed's rows after position `$1`, at most `$2`: positions first, then each event by its
+/// primary key, a nested loop whatever the statistics say (`OFFSET 0` keeps the planner from
+/// flattening the lateral subquery into a join it might run as a scan).
+pub(crate) fn feed_sql() -> String {
+    format!(
+        "SELECT {FEED_COLUMNS} FROM (
+             SELECT position, seq FROM event_positions
+             WHERE position > $1 ORDER BY position LIMIT $2
+         ) AS feed CROSS JOIN LATERAL (
+             SELECT * FROM events WHERE events.seq = feed.seq OFFSET 0
+         ) AS e
+         ORDER BY feed.position"
+    )
+}
+
+/// Stream `$1`'s events from version `$2` on, by the stream's `(aggregate_id, version)` index.
+pub(crate) fn events_from_version_sql() -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events e
+         WHERE e.aggregate_id = $1 AND e.version >= $2 ORDER BY e.version"
+    )
+}
+
+/// The span of record ages one purge statement deletes.
+const PURGE_SLICE: Duration = Duration::from_secs(10);
+
+/// Deletes the idempotency records stored in the `$2` microseconds after the oldest one, and
+/// more than `$1` microseconds ago. Both bounds are a range on the `created_at` index, whose
+/// minimum is its first entry, so the plan is an index scan whatever the statistics (an
+/// `ORDER BY created_at LIMIT n` would become a scan and sort while the planner guesses).
+pub(crate) const PURGE_IDEMPOTENCY_SQL: &str = "WITH oldest AS (
+         SELECT MIN(created_at) AS at FROM idempotency_keys
+     )
+     DELETE FROM idempotency_keys
+     WHERE created_at >= (SELECT at FROM oldest)
+       AND created_at < LEAST((SELECT at FROM oldest) + $2::int8 * interval '1 microsecond',
+                              now() - $1::int8 * interval '1 microsecond')";
+
+/// The feed position of stream `$1`'s event at version `$2`: no row when there is no such event,
+/// a NULL position while the sequencer has not numbered it yet.
+pub(crate) const POSITION_OF_SQL: &str =
+    "SELECT (SELECT p.position FROM event_positions p WHERE p.seq = e.seq)
+     FROM events e WHERE e.aggregate_id = $1 AND e.version = $2";
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -75,20 +119,9 @@ pub struct PostgresEventStore {
 }
 
 impl PostgresEventStore {
-    /// The feed's rows after `after`: positions first, then each event by its primary key, a
-    /// nested loop whatever the statistics say (`OFFSET 0` keeps the planner from flattening the
-    /// lateral subquery).
+    /// The feed's rows after `after` ([`feed_sql`]).
     async fn feed_rows(&self, after: u64, limit: usize) -> Result<Vec<sqlx::postgres::PgRow>> {
-        let sql = format!(
-            "SELECT {FEED_COLUMNS} FROM (
-                 SELECT position, seq FROM event_positions
-                 WHERE position > $1 ORDER BY position LIMIT $2
-             ) AS feed CROSS JOIN LATERAL (
-                 SELECT * FROM events WHERE events.seq = feed.seq OFFSET 0
-             ) AS e
-             ORDER BY feed.position"
-        );
-        sqlx::query(AssertSqlSafe(sql))
+        sqlx::query(AssertSqlSafe(feed_sql()))
             .bind(signed(after)?)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
@@ -163,6 +196,31 @@ impl PostgresEventStore {
             .map_err(EventStoreError::unavailable)
     }
 
+    /// The versions of this build's migrations the database has not applied (all of them on a
+    /// database that was never migrated). Reads only: tools use it to refuse a database that
+    /// `migrate` has not brought up to date instead of migrating it themselves.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(applied) => applied,
+                // No bookkeeping table: nothing was ever applied.
+                Err(sqlx::Error::Database(error))
+                    if error.message().contains("_sqlx_migrations") =>
+                {
+                    Vec::new()
+                }
+                Err(error) => return Err(EventStoreError::unavailable(error)),
+            };
+        Ok(MIGRATOR
+            .iter()
+            .map(|migration| migration.version)
+            .filter(|version| !applied.contains(version))
+            .collect())
+    }
+
     /// The background connection pool, for read models and tools that share the database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -201,7 +259,10 @@ impl EventStore for PostgresEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
         request.validate()?;
         let result = match &self.group_commit {
-            Some(group) if request.events.len() < GROUP_COMMIT_BELOW_EVENTS => {
+            Some(group)
+                if request.events.len() < GROUP_COMMIT_BELOW_EVENTS
+                    && !append::takes_turns(request.expected) =>
+            {
                 group.append(request).await
             }
             _ => self.append_alone(&request).await,
@@ -240,11 +301,7 @@ impl EventStore for PostgresEventStore {
         aggregate_id: Uuid,
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events e
-             WHERE e.aggregate_id = $1 AND e.version >= $2 ORDER BY e.version"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(events_from_version_sql()))
             .bind(aggregate_id)
             .bind(signed(from_version)?)
             .fetch_all(&self.pool)
@@ -336,15 +393,12 @@ impl EventStore for PostgresEventStore {
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn position_of(&self, aggregate_id: Uuid, version: u64) -> Result<Option<u64>> {
-        let found: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT (SELECT p.position FROM event_positions p WHERE p.seq = e.seq)
-             FROM events e WHERE e.aggregate_id = $1 AND e.version = $2",
-        )
-        .bind(aggregate_id)
-        .bind(signed(version)?)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let found: Option<Option<i64>> = sqlx::query_scalar(POSITION_OF_SQL)
+            .bind(aggregate_id)
+            .bind(signed(version)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         match found {
             None => Err(EventStoreError::EventNotFound {
                 aggregate_id,
@@ -377,6 +431,27 @@ impl EventStore for PostgresEventStore {
             })
         })
         .transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn purge_idempotency_records(&self, older_than: std::time::Duration) -> Result<u64> {
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        let mut purged = 0;
+        // Slice by slice from the oldest: each statement deletes at least the oldest record,
+        // until the oldest is younger than the age.
+        loop {
+            let deleted = sqlx::query(PURGE_IDEMPOTENCY_SQL)
+                .bind(micros(older_than))
+                .bind(micros(PURGE_SLICE))
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
+            if deleted == 0 {
+                return Ok(purged);
+            }
+            purged += deleted;
+        }
     }
 
     async fn ping(&self) -> Result<()> {

@@ -5,6 +5,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use event_store::{
     AppendRequest, AppendResult, EventStore, EventStoreError, FeedEvent, IdempotencyRecord,
     RecordedEvent, Result, Snapshot,
@@ -24,6 +26,8 @@ pub struct SqliteOptions {
     pub read_connections: u32,
     /// How long a statement waits on a lock held by another process before failing.
     pub busy_timeout: Duration,
+    /// Create the file if it does not exist (off for tools that only inspect a database).
+    pub create_if_missing: bool,
 }
 
 impl Default for SqliteOptions {
@@ -31,9 +35,13 @@ impl Default for SqliteOptions {
         Self {
             read_connections: 8,
             busy_timeout: Duration::from_secs(5),
+            create_if_missing: true,
         }
     }
 }
+
+/// Idempotency records deleted per statement of a purge.
+const PURGE_BATCH: i64 = 5_000;
 
 /// The SQLite event store. Clones share both pools.
 #[derive(Debug, Clone)]
@@ -82,7 +90,7 @@ impl SqliteEventStore {
         options: SqliteOptions,
     ) -> Result<Self> {
         let connect = connect
-            .create_if_missing(true)
+            .create_if_missing(options.create_if_missing)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: an acknowledged append survives power loss, not only a process crash.
             .synchronous(SqliteSynchronous::Full)
@@ -110,6 +118,31 @@ impl SqliteEventStore {
             .run(&self.writer)
             .await
             .map_err(EventStoreError::unavailable)
+    }
+
+    /// The versions of this build's migrations the database has not applied (all of them on a
+    /// database that was never migrated). Reads only: tools use it to refuse a database that
+    /// `migrate` has not brought up to date instead of migrating it themselves.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.writer)
+                .await
+            {
+                Ok(applied) => applied,
+                // No bookkeeping table: nothing was ever applied.
+                Err(sqlx::Error::Database(error))
+                    if error.message().contains("_sqlx_migrations") =>
+                {
+                    Vec::new()
+                }
+                Err(error) => return Err(EventStoreError::unavailable(error)),
+            };
+        Ok(MIGRATOR
+            .iter()
+            .map(|migration| migration.version)
+            .filter(|version| !applied.contains(version))
+            .collect())
     }
 
     /// The write pool (one connection), for read models that share the file.
@@ -272,6 +305,35 @@ impl EventStore for SqliteEventStore {
             })
         })
         .transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn purge_idempotency_records(&self, older_than: std::time::Duration) -> Result<u64> {
+        // `created_at` is RFC 3339 text in UTC, written by this store, so it orders as text.
+        let cutoff = chrono::Duration::from_std(older_than)
+            .ok()
+            .and_then(|age| Utc::now().checked_sub_signed(age))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // In batches, by the `created_at` index: the one writer connection is shared with appends.
+        let mut purged = 0;
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM idempotency_keys WHERE rowid IN (
+                     SELECT rowid FROM idempotency_keys WHERE created_at < ?1
+                     ORDER BY created_at LIMIT ?2
+                 )",
+            )
+            .bind(cutoff)
+            .bind(PURGE_BATCH)
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+            purged += deleted;
+            if deleted < PURGE_BATCH as u64 {
+                return Ok(purged);
+            }
+        }
     }
 
     async fn ping(&self) -> Result<()> {

@@ -83,3 +83,25 @@ impl From<Infallible> for EventStoreError {
         match never {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_conflict_is_a_conflict() {
+        let conflict = EventStoreError::Conflict {
+            aggregate_id: Uuid::nil(),
+            expected: crate::ExpectedVersion::Exact(1),
+            actual: 2,
+        };
+        assert!(conflict.is_conflict());
+        for other in [
+            EventStoreError::InvalidAppend("no events".into()),
+            EventStoreError::Corrupt("bad row".into()),
+            EventStoreError::unavailable(std::io::Error::other("down")),
+        ] {
+            assert!(!other.is_conflict(), "{other:?}");
+        }
+    }
+}

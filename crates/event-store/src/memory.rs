@@ -18,7 +18,8 @@ struct State {
     /// Global feed: (stream, index in stream), position = index + 1.
     feed: Vec<(Uuid, usize)>,
     snapshots: HashMap<Uuid, Snapshot>,
-    idempotency: HashMap<(String, String), IdempotencyRecord>,
+    /// Each record with the moment it was stored.
+    idempotency: HashMap<(String, String), (IdempotencyRecord, std::time::Instant)>,
 }
 
 /// An event store in a `Mutex`: every operation is atomic by construction. Cheap to clone; clones
@@ -90,7 +91,9 @@ impl EventStore for InMemoryEventStore {
                     key: key.1,
                 });
             }
-            state.idempotency.insert(key, record.clone());
+            state
+                .idempotency
+                .insert(key, (record.clone(), std::time::Instant::now()));
         }
         let now = Utc::now();
         let count = request.events.len() as u64;
@@ -202,7 +205,16 @@ impl EventStore for InMemoryEventStore {
             .lock()
             .idempotency
             .get(&(scope.to_owned(), key.to_owned()))
-            .cloned())
+            .map(|(record, _)| record.clone()))
+    }
+
+    async fn purge_idempotency_records(&self, older_than: std::time::Duration) -> Result<u64> {
+        let mut state = self.lock();
+        let before = state.idempotency.len();
+        state
+            .idempotency
+            .retain(|_, (_, stored)| stored.elapsed() <= older_than);
+        Ok((before - state.idempotency.len()) as u64)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -117,9 +117,41 @@ pub trait EventStore: Send + Sync {
 
     /// The snapshot, the events after it and the idempotency record a command needs, as one
     /// consistent read. Backends answer it in one round trip where they can; this default asks
-    /// the three questions one after another.
+    /// the three questions one after another, the key last: an append and its idempotency record
+    /// commit together, so events that include a keyed write are always answered with its record
+    /// (asked first, the key could miss a write the events then show, and a retry of it would be
+    /// refused by the rules instead of answered from the record).
+    ///
+    /// A snapshot is only a shortcut, so a damaged one never fails a load: one whose stored state
+    /// does not decode, or whose version is beyond the stream's last event, is not returned (the
+    /// events are then loaded from the start).
     fn load_stream(&self, request: LoadRequest) -> impl Future<Output = Result<StreamLoad>> + Send {
         async move {
+            let id = request.aggregate_id;
+            let mut snapshot = match &request.snapshot {
+                Some(filter) => match self.load_snapshot(id).await {
+                    Ok(found) => found.filter(|s| {
+                        s.aggregate_type == filter.aggregate_type
+                            && s.schema_version == filter.schema_version
+                    }),
+                    Err(EventStoreError::Corrupt(reason)) => {
+                        tracing::warn!(%id, %reason, "ignoring a snapshot that does not decode");
+                        None
+                    }
+                    Err(error) => return Err(error),
+                },
+                None => None,
+            };
+            let from = snapshot.as_ref().map_or(1, |s| s.version + 1);
+            let mut events = self.load_events_from_version(id, from).await?;
+            if let Some(ahead) = snapshot.as_ref().filter(|_| events.is_empty()) {
+                let current = self.get_current_version(id).await?;
+                if current < ahead.version {
+                    tracing::warn!(%id, snapshot_version = ahead.version, current, "ignoring a snapshot beyond the stream's last event");
+                    snapshot = None;
+                    events = self.load_events_from_version(id, 1).await?;
+                }
+            }
             let idempotency = match &request.idempotency {
                 Some(lookup) => {
                     self.find_idempotency_record(&lookup.scope, &lookup.key)
@@ -127,17 +159,6 @@ pub trait EventStore: Send + Sync {
                 }
                 None => None,
             };
-            let snapshot = match &request.snapshot {
-                Some(filter) => self.load_snapshot(request.aggregate_id).await?.filter(|s| {
-                    s.aggregate_type == filter.aggregate_type
-                        && s.schema_version == filter.schema_version
-                }),
-                None => None,
-            };
-            let from = snapshot.as_ref().map_or(1, |s| s.version + 1);
-            let events = self
-                .load_events_from_version(request.aggregate_id, from)
-                .await?;
             Ok(StreamLoad {
                 snapshot,
                 events,
@@ -152,6 +173,16 @@ pub trait EventStore: Send + Sync {
         scope: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<IdempotencyRecord>>> + Send;
+
+    /// Deletes the idempotency records stored more than `older_than` ago; returns how many.
+    ///
+    /// Records are what lets a retry get its original answer, so they must outlive any retry a
+    /// client will make; past that they are only weight (one row per keyed command, forever).
+    /// A retry under a purged key is a new request.
+    fn purge_idempotency_records(
+        &self,
+        older_than: std::time::Duration,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Cheap round trip to the backing database, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;

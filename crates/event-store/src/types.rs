@@ -281,3 +281,37 @@ pub struct StreamLoad {
     /// The idempotency record asked for, if it exists.
     pub idempotency: Option<IdempotencyRecord>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{EventStoreError, ExpectedVersion};
+
+    fn append_of(events: usize) -> AppendRequest {
+        AppendRequest {
+            aggregate_id: Uuid::now_v7(),
+            expected: ExpectedVersion::Any,
+            events: (0..events)
+                .map(|_| NewEvent::new("Test", "Happened", 1, json!({})))
+                .collect(),
+            idempotency: None,
+        }
+    }
+
+    #[test]
+    fn an_append_holds_one_to_the_maximum_number_of_events() {
+        assert!(append_of(1).validate().is_ok());
+        assert!(append_of(MAX_EVENTS_PER_APPEND).validate().is_ok());
+        for refused in [0, MAX_EVENTS_PER_APPEND + 1] {
+            assert!(
+                matches!(
+                    append_of(refused).validate(),
+                    Err(EventStoreError::InvalidAppend(_))
+                ),
+                "{refused} events"
+            );
+        }
+    }
+}

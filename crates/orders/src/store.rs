@@ -32,7 +32,11 @@ impl Store {
                     group_commit: defaults.group_commit.filter(|_| config.group_commit),
                     ..defaults
                 };
-                Self::Postgres(PostgresEventStore::connect(&url, options).await?)
+                Self::Postgres(
+                    PostgresEventStore::connect(&url, options)
+                        .await
+                        .map_err(|error| explain_postgres(error, &url))?,
+                )
             }
             DatabaseBackend::Sqlite { url } => {
                 config.ensure_data_dir()?;
@@ -44,6 +48,58 @@ impl Store {
             }
         };
         store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the configured database for inspection (`doctor`, `verify`, `streams show`,
+    /// `feed tail`, `projections status`): it must exist and be migrated to this build's schema.
+    /// Nothing is created or migrated, and no sequencer or group-commit writer is started; a
+    /// database that is missing or behind is an error that says which command sets it up.
+    pub async fn open_existing(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let store = Self::connect_existing(config).await?;
+        let pending = store.pending_migrations().await?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "{} is not at this version's schema ({} migration(s) not applied); run `orders migrate` first",
+            config.backend()?,
+            pending.len()
+        );
+        Ok(store)
+    }
+
+    /// Like [`Self::open_existing`], without the schema check (`doctor` reports it instead).
+    pub async fn connect_existing(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let backend = config.backend()?;
+        let store = match &backend {
+            DatabaseBackend::Postgres { url } => {
+                let options = PostgresOptions {
+                    max_connections: config.max_connections,
+                    group_commit: None,
+                    sequencer: false,
+                    ..PostgresOptions::default()
+                };
+                let store = PostgresEventStore::connect(url, options)
+                    .await
+                    .map_err(|error| explain_postgres(error, url))?;
+                Self::Postgres(store)
+            }
+            DatabaseBackend::Sqlite { url } => {
+                let file = url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .map(|options| options.get_filename().to_path_buf())?;
+                anyhow::ensure!(
+                    file.exists(),
+                    "there is no database at {}: nothing was stored there yet. `orders serve` or `orders migrate` creates it; or point DATABASE_URL or --data-dir at the one to inspect",
+                    file.display()
+                );
+                let options = SqliteOptions {
+                    read_connections: config.max_connections,
+                    create_if_missing: false,
+                    ..Default::default()
+                };
+                Self::Sqlite(SqliteEventStore::connect(url, options).await?)
+            }
+        };
         Ok(store)
     }
 
@@ -90,6 +146,13 @@ macro_rules! delegate {
             Store::Sqlite($store) => $call,
         }
     };
+}
+
+impl Store {
+    /// This build's migrations the database has not applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        delegate!(self, s => s.pending_migrations().await)
+    }
 }
 
 impl EventStore for Store {
@@ -157,7 +220,32 @@ impl EventStore for Store {
         delegate!(self, s => s.find_idempotency_record(scope, key).await)
     }
 
+    async fn purge_idempotency_records(&self, older_than: std::time::Duration) -> Result<u64> {
+        delegate!(self, s => s.purge_idempotency_records(older_than).await)
+    }
+
     async fn ping(&self) -> Result<()> {
         delegate!(self, s => s.ping().await)
     }
+}
+
+/// A connection failure, with the way out when the database itself is missing (SQLSTATE 3D000).
+fn explain_postgres(error: event_store::EventStoreError, url: &str) -> anyhow::Error {
+    let missing = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<sqlx::Error>())
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "3D000");
+    if !missing {
+        return error.into();
+    }
+    let name = url
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .ok()
+        .and_then(|options| options.get_database().map(str::to_owned))
+        .unwrap_or_else(|| "orders".to_owned());
+    anyhow::anyhow!(
+        "the database {name:?} does not exist on {}; create it with `createdb {name}` (or `psql -c 'CREATE DATABASE \"{name}\"'`), then start the service or run `orders migrate`",
+        common::config::redact_password(url)
+    )
 }

@@ -395,6 +395,53 @@ pub async fn idempotency_record_is_written_with_the_append<S: EventStore>(store:
     );
 }
 
+/// Purging removes the records older than the given age, and only those; a purged key can be
+/// used again. (Other tests sharing the database keep their records: they are younger than the
+/// second this waits.)
+pub async fn idempotency_records_expire<S: EventStore>(store: S) {
+    let (id, scope) = (Uuid::now_v7(), Uuid::now_v7().to_string());
+    let append = |id, expected| AppendRequest {
+        aggregate_id: id,
+        expected,
+        events: events(1),
+        idempotency: Some(record(&scope, "k")),
+    };
+    store
+        .append(append(id, ExpectedVersion::NoStream))
+        .await
+        .unwrap();
+    store
+        .purge_idempotency_records(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_idempotency_record(&scope, "k").await.unwrap(),
+        Some(record(&scope, "k")),
+        "a record younger than the age is kept"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let purged = store
+        .purge_idempotency_records(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(purged >= 1, "purged {purged}");
+    assert_eq!(
+        store.find_idempotency_record(&scope, "k").await.unwrap(),
+        None,
+        "an older record is gone"
+    );
+    assert_eq!(
+        store.load_events(id).await.unwrap().len(),
+        1,
+        "events are never purged"
+    );
+    let again = store
+        .append(append(Uuid::now_v7(), ExpectedVersion::NoStream))
+        .await
+        .unwrap();
+    assert!(!again.deduplicated, "the key is free again: {again:?}");
+}
+
 /// An append under a key already used fails and leaves the stream untouched.
 pub async fn a_used_idempotency_key_writes_nothing<S: EventStore>(store: S) {
     let (id, scope) = (Uuid::now_v7(), Uuid::now_v7().to_string());

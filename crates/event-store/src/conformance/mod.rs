@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             unicode_round_trips,
             idempotency_record_is_written_with_the_append,
             a_used_idempotency_key_writes_nothing,
+            idempotency_records_expire,
             concurrent_appends_to_one_stream_have_one_winner,
             concurrent_creation_of_one_stream_has_one_winner,
             concurrent_any_appends_leave_no_gaps,
@@ -63,6 +64,7 @@ macro_rules! conformance_tests {
             read_feed_agrees_with_read_all,
             position_of_agrees_with_the_feed,
             load_stream_starts_after_a_matching_snapshot,
+            load_stream_ignores_a_snapshot_beyond_the_stream,
             load_stream_returns_the_idempotency_record
         );
     };

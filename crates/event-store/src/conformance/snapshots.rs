@@ -15,7 +15,8 @@ fn snapshot(id: Uuid, version: u64) -> Snapshot {
     }
 }
 
-/// The latest snapshot wins; saving an older one does not replace a newer one.
+/// The latest snapshot wins; saving an older one does not replace a newer one, and one at the same
+/// version replaces the one there.
 pub async fn snapshots_keep_the_latest<S: EventStore>(store: S) {
     let id = Uuid::now_v7();
     assert_eq!(store.load_snapshot(id).await.unwrap(), None);
@@ -30,11 +31,12 @@ pub async fn snapshots_keep_the_latest<S: EventStore>(store: S) {
         store.load_snapshot(id).await.unwrap(),
         Some(snapshot(id, 20))
     );
-    store.save_snapshot(snapshot(id, 20)).await.unwrap();
-    assert_eq!(
-        store.load_snapshot(id).await.unwrap(),
-        Some(snapshot(id, 20))
-    );
+    // Another snapshot at the same version (a new schema of the state, say) replaces it.
+    let mut rewritten = snapshot(id, 20);
+    rewritten.schema_version = 3;
+    rewritten.state = json!({ "seen": 20, "rewritten": true });
+    store.save_snapshot(rewritten.clone()).await.unwrap();
+    assert_eq!(store.load_snapshot(id).await.unwrap(), Some(rewritten));
 }
 
 fn filter(schema_version: u32) -> crate::SnapshotFilter {
@@ -149,4 +151,28 @@ pub async fn load_stream_returns_the_idempotency_record<S: EventStore>(store: S)
         (elsewhere.idempotency.is_some(), elsewhere.events.len()),
         (true, 0)
     );
+}
+
+/// A snapshot beyond the stream's last event (damaged, or restored from another database) is
+/// ignored by `load_stream`: the whole stream is returned instead of nothing.
+pub async fn load_stream_ignores_a_snapshot_beyond_the_stream<S: EventStore>(store: S) {
+    let id = Uuid::now_v7();
+    store.append_events(id, 0, super::events(3)).await.unwrap();
+    store.save_snapshot(snapshot(id, 10)).await.unwrap();
+    let mut request = crate::LoadRequest::stream(id);
+    request.snapshot = Some(filter(2));
+    let loaded = store.load_stream(request.clone()).await.unwrap();
+    assert_eq!(
+        loaded.snapshot, None,
+        "a snapshot at 10 of a 3-event stream"
+    );
+    assert_eq!(
+        loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    // Once the stream reaches it, the same snapshot is used, and nothing follows it.
+    store.append_events(id, 3, super::events(7)).await.unwrap();
+    let loaded = store.load_stream(request).await.unwrap();
+    assert_eq!(loaded.snapshot.map(|s| s.version), Some(10));
+    assert!(loaded.events.is_empty());
 }

@@ -194,6 +194,12 @@ impl EventStore for RacingStore {
     ) -> event_store::Result<Option<event_store::IdempotencyRecord>> {
         self.inner.find_idempotency_record(scope, key).await
     }
+    async fn purge_idempotency_records(
+        &self,
+        older_than: std::time::Duration,
+    ) -> event_store::Result<u64> {
+        self.inner.purge_idempotency_records(older_than).await
+    }
     async fn ping(&self) -> event_store::Result<()> {
         Ok(())
     }
