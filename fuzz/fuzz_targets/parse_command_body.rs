@@ -10,7 +10,7 @@
 
 use domain::{
     Aggregate, CancelOrder, CreateOrder, DomainEvent, ErrorKind, MAX_CANCELLATION_REASON_LEN,
-    MAX_CARRIER_LEN, MAX_ITEMS, MAX_TRACKING_NUMBER_LEN, OrderAggregate, OrderCommand, OrderError,
+    MAX_CARRIER_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR, MAX_TRACKING_NUMBER_LEN, OrderAggregate, OrderCommand, OrderError,
     OrderEvent, ShipOrder,
 };
 use libfuzzer_sys::fuzz_target;
@@ -56,7 +56,7 @@ fn create(body: &[u8]) {
         Ok(events) => only_event(events),
         Err(OrderError::AmountOverflow) => {
             assert!(
-                exact_total(&request) > i128::from(i64::MAX),
+                exact_total(&request) > i128::from(MAX_ORDER_TOTAL_MINOR),
                 "spurious overflow"
             );
             return;
@@ -75,6 +75,7 @@ fn create(body: &[u8]) {
         exact_total(&request),
         "the total is not the sum of the lines"
     );
+    assert!(created.total.amount_minor() <= MAX_ORDER_TOTAL_MINOR);
     for (item, line) in created.items.iter().zip(&request.items) {
         assert_eq!(item.sku().as_str(), line.sku);
         assert_eq!(item.quantity().value(), line.quantity);
@@ -101,6 +102,7 @@ fn cancel(body: &[u8]) {
     assert_eq!(cancelled.reason, request.reason.trim());
     assert!(!cancelled.reason.is_empty());
     assert!(cancelled.reason.chars().count() <= MAX_CANCELLATION_REASON_LEN);
+    assert!(!cancelled.reason.chars().any(char::is_control));
     assert_stored_form_round_trips(&event);
 }
 

@@ -72,14 +72,19 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(writes.summary.status_counts, status_counts);
-    let revenue: BTreeMap<_, _> = revenue
-        .into_iter()
-        .map(|(key, (orders, total))| match i64::try_from(total) {
-            Ok(total) => (key, (orders, total)),
-            Err(_) => panic!("the revenue of {key:?}, {total}, does not fit the read model"),
-        })
-        .collect();
-    assert_eq!(writes.summary.revenue, revenue);
+    // Orders placed since the total cap (domain::MAX_ORDER_TOTAL_MINOR) cannot overflow a day's
+    // revenue; stored events from before it can, and the fold then saturates instead of
+    // panicking: only sums that fit are compared exactly.
+    for (key, (orders, total)) in &revenue {
+        let folded = writes.summary.revenue.get(key).copied().unwrap_or_default();
+        assert_eq!(folded.0, *orders, "orders of {key:?}");
+        if let Ok(total) = i64::try_from(*total) {
+            assert_eq!(folded.1, total, "revenue of {key:?}");
+        }
+    }
+    for (key, folded) in &writes.summary.revenue {
+        assert!(revenue.contains_key(key) || *folded == (0, 0), "revenue of {key:?} from nowhere");
+    }
 });
 
 /// The feed the lines describe, in order: positions from 1, versions from 1 in each stream, six

@@ -125,6 +125,11 @@ fn check_issue(keys: &JwtKeys, input: &[u8]) {
             assert_eq!(role, Role::Customer);
             assert!(Uuid::parse_str(subject).is_err());
         }
+        Err(TokenError::EmptySubject) => assert!(subject.trim().is_empty()),
+        Err(TokenError::LifetimeTooLong { ttl: refused, max }) => {
+            assert_eq!(refused, ttl);
+            assert!(ttl > max, "{ttl:?} refused although the maximum is {max:?}");
+        }
         Err(TokenError::TtlTooLong(refused)) => {
             assert_eq!(refused, ttl);
             // The clock read after `issue`, so at least the one it added the TTL to.

@@ -9,7 +9,7 @@ use clap::Parser;
 #[command(name = "store-bench", version, about)]
 pub struct Args {
     /// Admin URL of the PostgreSQL server; the benchmark creates (and drops) its own database there.
-    #[arg(long, env = "TEST_DATABASE_URL", default_value = test_support::postgres::DEFAULT_SERVER_URL)]
+    #[arg(long, env = "TEST_DATABASE_URL", hide_env_values = true, default_value = test_support::postgres::DEFAULT_SERVER_URL)]
     pub server_url: String,
 
     /// Wall-clock length of each case (e.g. `5s`, `1500ms`, `1m`), warm-up included.

@@ -1,6 +1,7 @@
 //! Typed configuration. Each struct is a `clap::Args` group the binary flattens into its commands,
 //! so every field is both a `--flag` and an environment variable, and `--help` lists them all.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,12 +10,12 @@ use clap::{Args, ValueEnum};
 
 use crate::ConfigError;
 
-/// Where events are stored.
-#[derive(Debug, Clone, Args)]
+/// Where events are stored. `Debug` redacts the URL's password.
+#[derive(Clone, Args)]
 pub struct DatabaseConfig {
     /// PostgreSQL (`postgres://…`) or SQLite (`sqlite://…`) URL. Unset: the embedded SQLite file
     /// `orders.db` in the data directory.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Directory for the embedded database and the generated token secret.
@@ -31,8 +32,22 @@ pub struct DatabaseConfig {
     pub group_commit: bool,
 }
 
-/// The database a [`DatabaseConfig`] selects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_password),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("max_connections", &self.max_connections)
+            .field("group_commit", &self.group_commit)
+            .finish()
+    }
+}
+
+/// The database a [`DatabaseConfig`] selects. `Debug` and `Display` never show a password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseBackend {
     /// A PostgreSQL server.
     Postgres {
@@ -44,6 +59,25 @@ pub enum DatabaseBackend {
         /// Connection URL (`sqlite://…`).
         url: String,
     },
+}
+
+impl fmt::Display for DatabaseBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres { url } => write!(f, "PostgreSQL {}", redact_password(url)),
+            Self::Sqlite { url } => write!(f, "embedded SQLite {url}"),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, url) = match self {
+            Self::Postgres { url } => ("Postgres", redact_password(url)),
+            Self::Sqlite { url } => ("Sqlite", url.clone()),
+        };
+        f.debug_struct(name).field("url", &url).finish()
+    }
 }
 
 impl DatabaseConfig {
@@ -175,7 +209,7 @@ pub struct ServerConfig {
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Requests taking longer are answered 408 and abandoned.
+    /// Requests taking longer are answered 408 (a command carries on to its end).
     #[arg(long, env = "ORDERS_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
@@ -186,6 +220,15 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before exiting anyway.
     #[arg(long, env = "ORDERS_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Longest a client may take to send a request's line and headers; the connection is closed
+    /// after it.
+    #[arg(long, env = "ORDERS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most HTTP connections open at once; further ones wait (unaccepted) until one closes.
+    #[arg(long, env = "ORDERS_MAX_HTTP_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_http_connections: u32,
 }
 
 /// Logs.
@@ -201,7 +244,12 @@ pub struct TelemetryConfig {
 
     /// Export traces to this OTLP/HTTP collector (e.g. `http://127.0.0.1:4318`). Needs a build
     /// with the `otel` feature. Unset: no export.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        hide_env_values = true,
+        global = true
+    )]
     pub otlp_endpoint: Option<String>,
 }
 
@@ -223,18 +271,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 250ms, 30s or 5m"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(value)),
-        "" | "s" => Ok(Duration::from_secs(value)),
-        "m" => value
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{text:?} is too long a duration")),
-        other => Err(format!(
-            "unknown unit {other:?} in {text:?}: use ms, s or m"
-        )),
-    }
+        .map_err(|_| format!("{text:?} is not a duration like 250ms, 30s, 5m, 12h or 7d"))?;
+    let seconds_per = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(value)),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    value
+        .checked_mul(seconds_per)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long a duration"))
 }
 
 #[cfg(test)]

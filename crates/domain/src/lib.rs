@@ -53,7 +53,8 @@ pub use error::{DomainError, ErrorKind};
 pub use event::{DomainEvent, EventDecodeError};
 pub use order::{
     CancelOrder, ConfirmOrder, CreateOrder, Currency, DeliverOrder, MAX_CANCELLATION_REASON_LEN,
-    MAX_CARRIER_LEN, MAX_ITEMS, MAX_QUANTITY, MAX_SKU_LEN, MAX_TRACKING_NUMBER_LEN, Money, Order,
-    OrderAggregate, OrderCancelled, OrderCommand, OrderConfirmed, OrderCreated, OrderDelivered,
-    OrderError, OrderEvent, OrderItem, OrderShipped, OrderStatus, Quantity, ShipOrder, Sku,
+    MAX_CARRIER_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY, MAX_SKU_LEN,
+    MAX_TRACKING_NUMBER_LEN, Money, Order, OrderAggregate, OrderCancelled, OrderCommand,
+    OrderConfirmed, OrderCreated, OrderDelivered, OrderError, OrderEvent, OrderItem, OrderShipped,
+    OrderStatus, Quantity, ShipOrder, Sku,
 };

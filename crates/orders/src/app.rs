@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::config::redact_password;
-use common::{DatabaseBackend, DatabaseConfig, ServerConfig};
+use common::{DatabaseConfig, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -18,8 +18,8 @@ use crate::http::{AppState, HttpLimits, router};
 use crate::projections::Projections;
 use crate::store::Store;
 
-/// Everything [`Application::build`] needs.
-#[derive(Debug, Clone)]
+/// Everything [`Application::build`] needs. `Debug` shows no secret.
+#[derive(Clone)]
 pub struct AppConfig {
     /// Database.
     pub database: DatabaseConfig,
@@ -27,8 +27,12 @@ pub struct AppConfig {
     pub server: ServerConfig,
     /// Token secret (generated into the data directory when `None`).
     pub jwt_secret: Option<String>,
+    /// Longest lifetime of a token the service accepts.
+    pub token_max_ttl: Duration,
     /// Command handling.
     pub handler: HandlerConfig,
+    /// How long idempotency records are kept (zero: forever).
+    pub idempotency_retention: Duration,
     /// Redis URL for the order cache; `None` runs without a cache.
     pub redis_url: Option<String>,
     /// Cache settings.
@@ -41,17 +45,40 @@ pub struct AppConfig {
     pub kafka: outbox::KafkaConfig,
 }
 
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("database", &self.database)
+            .field("server", &self.server)
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token_max_ttl", &self.token_max_ttl)
+            .field("handler", &self.handler)
+            .field("idempotency_retention", &self.idempotency_retention)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_password))
+            .field("cache", &self.cache)
+            .field("read_wait", &self.read_wait)
+            .field("projection_on_error", &self.projection_on_error)
+            .field("kafka", &self.kafka)
+            .finish()
+    }
+}
+
 impl From<ServeArgs> for AppConfig {
     fn from(args: ServeArgs) -> Self {
         Self {
             database: args.database,
             server: args.server,
             jwt_secret: args.jwt_secret,
+            token_max_ttl: args.token_max_ttl,
             handler: HandlerConfig {
                 snapshot_every: args.snapshot_every,
                 state_cache: args.state_cache,
                 ..HandlerConfig::default()
             },
+            idempotency_retention: args.idempotency_retention,
             redis_url: args.redis_url,
             cache: CacheConfig {
                 prefix: args.cache_prefix,
@@ -92,17 +119,23 @@ impl Application {
         let projections =
             Projections::start(&store, config.projection_on_error, shutdown.subscribe()).await?;
         let relay = crate::publishing::start(&store, &config.kafka, shutdown.subscribe());
+        crate::commands::spawn_purger(
+            store.clone(),
+            config.idempotency_retention,
+            shutdown.subscribe(),
+        );
         let cache = match &config.redis_url {
             Some(url) => Some(OrderCache::connect(url, config.cache.clone()).await?),
             None => None,
         };
         let state = AppState {
             handler: CommandHandler::new(store, config.handler),
-            keys: JwtKeys::new(&secret),
+            keys: JwtKeys::new(&secret).with_max_ttl(config.token_max_ttl),
             shutting_down: Arc::new(AtomicBool::new(false)),
             projections,
             cache,
             read_wait: config.read_wait,
+            waits: Default::default(),
         };
         Ok(Self {
             listener,
@@ -132,13 +165,11 @@ impl Application {
 
     /// Tells the operator where the service is and how to get a token.
     pub fn print_banner(&self) {
-        let database = match self.config.database.backend() {
-            Ok(DatabaseBackend::Postgres { url }) => {
-                format!("PostgreSQL {}", redact_password(&url))
-            }
-            Ok(DatabaseBackend::Sqlite { url }) => format!("embedded SQLite {url}"),
-            Err(_) => "?".into(),
-        };
+        let database = self
+            .config
+            .database
+            .backend()
+            .map_or_else(|_| "?".to_owned(), |backend| backend.to_string());
         let addr = self.local_addr();
         println!("orders listening on http://{addr} ({database})");
         match &self.config.redis_url {
@@ -186,10 +217,17 @@ impl Application {
         let app = router(state, limits);
         let mut stop = shutdown.subscribe();
         let mut stopped = shutdown.subscribe();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
+        let connections = crate::server::ConnectionLimits {
+            max_connections: config.server.max_http_connections as usize,
+            header_read_timeout: config.server.header_read_timeout,
+        };
+        let server = tokio::spawn(async move {
+            crate::server::serve(listener, app, connections, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+            std::io::Result::Ok(())
         });
-        let server = tokio::spawn(async move { server.await });
         let _ = stopped.wait_for(|s| *s).await;
         flag.store(true, Ordering::SeqCst);
         tracing::info!("shutting down: no new connections, finishing in-flight requests");

@@ -45,7 +45,27 @@ impl OrderCache {
     /// Connects to `url`. Fails if Redis cannot be reached at start-up (a configured cache that is
     /// missing is a deployment mistake); later outages only degrade to the database.
     pub async fn connect(url: &str, config: CacheConfig) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
+        let shown = common::config::redact_password(url);
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("REDIS_URL {shown} is not a Redis URL: {e}"))?;
+        // One plain connection first, for an error that says what went wrong: the connection
+        // manager below retries a refused password until the timeout, which would read as
+        // "did not answer".
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        {
+            Err(_) => anyhow::bail!("Redis at {shown} did not answer within 5 s"),
+            Ok(Err(error)) if error.kind() == redis::ErrorKind::AuthenticationFailed => {
+                anyhow::bail!(
+                    "Redis at {shown} refused the credentials: check the user and password in REDIS_URL"
+                )
+            }
+            Ok(Err(error)) => anyhow::bail!("cannot connect to Redis at {shown}: {error}"),
+            Ok(Ok(_)) => {}
+        }
         // `config.timeout` bounds every call. The client's own defaults (a 500 ms response
         // timeout, 1 s to connect) would otherwise cap it silently, so a longer `--cache-timeout`
         // had no effect and a loaded machine failed calls that `config.timeout` allows.
@@ -57,7 +77,8 @@ impl OrderCache {
             ConnectionManager::new_with_config(client, manager),
         )
         .await
-        .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer within 5 s"))??;
+        .map_err(|_| anyhow::anyhow!("Redis at {shown} did not answer within 5 s"))?
+        .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {shown}: {e}"))?;
         Ok(Self {
             connection,
             config,

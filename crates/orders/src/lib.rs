@@ -66,5 +66,6 @@ pub mod commands;
 pub mod http;
 pub mod projections;
 pub mod publishing;
+pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -14,10 +14,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let serves = cli.serves();
     match orders::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        // `orders feed tail | head`: the reader has all it wanted.
+        Err(error) if orders::cli::is_broken_pipe(&error) => ExitCode::SUCCESS,
+        // Once: the service's in its log (where its operators look), a tool's on stderr.
+        Err(error) if serves => {
             tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

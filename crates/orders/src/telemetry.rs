@@ -62,6 +62,10 @@ pub fn describe() {
         "snapshot_loads_total",
         "Aggregate loads by snapshot result (hit, miss, ignored)"
     );
+    describe_counter!(
+        "idempotency_records_purged_total",
+        "Idempotency records deleted after ORDERS_IDEMPOTENCY_RETENTION"
+    );
     describe_gauge!(
         "db_pool_connections",
         "Database connections by state (in_use, idle)"

@@ -11,6 +11,9 @@ fn orders() -> Command {
         "ORDERS_DATA_DIR",
         "ORDERS_JWT_SECRET",
         "RUST_LOG",
+        "REDIS_URL",
+        "KAFKA_BROKERS",
+        "KAFKA_PROPERTIES",
     ] {
         command.env_remove(var);
     }
@@ -51,6 +54,8 @@ fn migrate_creates_the_embedded_database() {
 #[test]
 fn token_prints_a_token_the_service_accepts() {
     let dir = tempfile::tempdir().unwrap();
+    // The secret `serve` generates on its first start.
+    orders::auth::load_or_create_secret(None, dir.path()).unwrap();
     let customer = uuid::Uuid::now_v7().to_string();
     let output = orders()
         .args([
@@ -81,7 +86,10 @@ fn token_prints_a_token_the_service_accepts() {
 fn bad_input_fails_with_a_clear_message_and_a_non_zero_exit() {
     let output = orders()
         .args(["token", "--role", "customer", "--sub", "alice"])
-        .env("ORDERS_DATA_DIR", std::env::temp_dir())
+        .env(
+            "ORDERS_JWT_SECRET",
+            "a-secret-long-enough-for-hs256-tokens!",
+        )
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -93,4 +101,476 @@ fn bad_input_fails_with_a_clear_message_and_a_non_zero_exit() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not supported"));
+}
+
+/// Output of `orders <args>` with `envs` set: (success, stdout + stderr).
+fn run_with(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
+    let mut command = orders();
+    command.args(args).envs(envs.iter().copied());
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn no_secret_appears_in_help_errors_or_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let secrets = [
+        (
+            "DATABASE_URL",
+            "postgres://orders:hunter2-db@127.0.0.1:1/orders",
+        ),
+        ("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:1"),
+        ("KAFKA_PROPERTIES", "sasl.password=hunter2-kafka"),
+        (
+            "ORDERS_JWT_SECRET",
+            "hunter2-jwt-0123456789abcdef0123456789",
+        ),
+        ("ORDERS_DATA_DIR", data_dir),
+    ];
+    let without_database: Vec<_> = secrets
+        .iter()
+        .copied()
+        .filter(|(name, _)| *name != "DATABASE_URL")
+        .collect();
+    let mut seen = Vec::new();
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["doctor", "--help"],
+        &["token", "--help"],
+        &["feed", "tail", "--help"],
+        &["doctor"],
+        &["verify"],
+        &["feed", "tail"],
+        &["migrate"],
+    ] {
+        seen.push((args.join(" "), run_with(args, &secrets)));
+    }
+    // The service on SQLite, failing at Redis (refused connection, password in the URL).
+    seen.push((
+        "serve (redis)".into(),
+        run_with(&["serve", "--listen", "127.0.0.1:0"], &without_database),
+    ));
+    // A Kafka property list that does not parse: clap would print the value whole.
+    seen.push((
+        "serve (kafka)".into(),
+        run_with(
+            &[
+                "serve",
+                "--kafka-properties",
+                "sasl.password=hunter2-kafka,broken",
+            ],
+            &without_database,
+        ),
+    ));
+    for (args, (_, output)) in &seen {
+        assert!(
+            !output.contains("hunter2"),
+            "`orders {args}` showed a secret:\n{output}"
+        );
+    }
+    let (ok, doctor) = &seen[5].1;
+    assert!(!ok, "doctor cannot reach the database or Redis");
+    assert!(
+        doctor.contains("postgres://orders:***@127.0.0.1:1/orders"),
+        "{doctor}"
+    );
+    let (_, serve) = &seen[seen.len() - 2].1;
+    assert!(serve.contains("redis://:***@127.0.0.1:1"), "{serve}");
+    assert_eq!(
+        serve.matches("cannot connect to Redis").count(),
+        1,
+        "printed once:\n{serve}"
+    );
+}
+
+#[test]
+fn inspection_commands_create_nothing_and_say_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("not-there");
+    let data = data_dir.to_str().unwrap();
+    for args in [
+        &["verify", "--data-dir", data][..],
+        &[
+            "streams",
+            "show",
+            "0190d3c8-6f2e-7c3a-9a4b-2f1e0d9c8b7a",
+            "--data-dir",
+            data,
+        ],
+        &["feed", "tail", "--data-dir", data],
+        &["projections", "status", "--data-dir", data],
+    ] {
+        let (ok, output) = run_with(args, &[]);
+        assert!(!ok, "`orders {}` on nothing", args.join(" "));
+        assert!(output.contains("there is no database at"), "{output}");
+        assert_eq!(
+            output.matches("error:").count(),
+            1,
+            "the error once:\n{output}"
+        );
+    }
+    let (ok, output) = run_with(
+        &["doctor", "--data-dir", data, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    assert!(ok, "{output}");
+    assert!(output.contains("no database yet"), "{output}");
+    assert!(output.contains("none yet"), "{output}");
+    let (ok, output) = run_with(
+        &[
+            "token",
+            "--role",
+            "staff",
+            "--sub",
+            "ops",
+            "--data-dir",
+            data,
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(output.contains("jwt-secret does not exist"), "{output}");
+    assert!(
+        !data_dir.exists(),
+        "an inspection command created {}",
+        data_dir.display()
+    );
+}
+
+#[tokio::test]
+async fn inspection_commands_refuse_an_unmigrated_postgres_database() {
+    let database = test_support::postgres::fresh_database().await;
+    let (ok, output) = run_with(&["verify", "--database-url", database.url()], &[]);
+    assert!(!ok);
+    assert!(output.contains("run `orders migrate` first"), "{output}");
+    let (ok, output) = run_with(
+        &[
+            "doctor",
+            "--database-url",
+            database.url(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(ok, "{output}");
+    assert!(output.contains("not applied yet"), "{output}");
+    // Still nothing there: neither command migrated it.
+    let (_, output) = run_with(&["verify", "--database-url", database.url()], &[]);
+    assert!(output.contains("run `orders migrate` first"), "{output}");
+    let missing = database.url().rsplit_once('/').unwrap().0.to_owned() + "/orders_no_such_db";
+    let (ok, output) = run_with(&["migrate", "--database-url", &missing], &[]);
+    assert!(!ok);
+    assert!(output.contains("createdb orders_no_such_db"), "{output}");
+}
+
+#[tokio::test]
+async fn feed_tail_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let config = common::DatabaseConfig {
+        database_url: None,
+        data_dir: dir.path().to_path_buf(),
+        max_connections: 2,
+        group_commit: false,
+    };
+    let store = orders::store::Store::open(&config).await.unwrap();
+    let handler = orders::commands::CommandHandler::new(store, Default::default());
+    let create = domain::testing::fixtures::create_order();
+    handler
+        .execute::<domain::OrderAggregate>(
+            create.order_id,
+            domain::OrderCommand::Create(create),
+            &orders::commands::CommandContext::new(),
+            |_| Ok(()),
+            |_, _| serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+    drop(handler);
+    let mut child = orders()
+        .args(["feed", "tail", "--after", "0", "--data-dir", data])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Creates one order (a new id each time) through the command handler on `store`.
+async fn create_one(store: orders::store::Store) {
+    let handler = orders::commands::CommandHandler::new(store, Default::default());
+    let create = domain::CreateOrder {
+        order_id: uuid::Uuid::now_v7(),
+        ..domain::testing::fixtures::create_order()
+    };
+    handler
+        .execute::<domain::OrderAggregate>(
+            create.order_id,
+            domain::OrderCommand::Create(create),
+            &orders::commands::CommandContext::new(),
+            |_| Ok(()),
+            |_, _| serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+}
+
+/// `feed tail --follow` prints the table's header once, however many pages follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_tail_follow_prints_its_header_once() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::DatabaseConfig {
+        database_url: None,
+        data_dir: dir.path().to_path_buf(),
+        max_connections: 2,
+        group_commit: false,
+    };
+    let store = orders::store::Store::open(&config).await.unwrap();
+    create_one(store.clone()).await;
+    let mut child = Running(
+        orders()
+            .args(["feed", "tail", "--follow", "--after", "0", "--data-dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let next = |seen: &mut Vec<String>| {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no more output after {seen:#?}"));
+        seen.push(line);
+    };
+    next(&mut seen); // the header
+    next(&mut seen); // the first order's event
+    for _ in 0..2 {
+        create_one(store.clone()).await;
+        next(&mut seen);
+    }
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("POSITION")).count(),
+        1,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("OrderCreated")).count(),
+        3,
+        "{seen:#?}"
+    );
+}
+
+/// Kills the child when dropped, so a failing assertion leaves no process behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound and released; another process could take it, which the caller
+/// would see as a failure to start).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The running service, on PostgreSQL with a password in `DATABASE_URL`, a JWT secret and a
+/// password-protected Redis, logging at debug: its password and secrets appear in none of its
+/// output, its `/metrics`, or its answers. A wrong Redis password is reported as refused
+/// credentials (not as a Redis that did not answer), without the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_service_shows_no_secret_in_its_output_metrics_or_answers() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let database = test_support::postgres::fresh_database().await;
+    let mut database_url = reqwest::Url::parse(database.url()).unwrap();
+    // The shared server trusts loopback, so any password connects; it must still not be shown.
+    database_url.set_password(Some("hunter2-db")).unwrap();
+    let redis_port = free_port();
+    let mut redis = Running(
+        Command::new("redis-server")
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                "hunter2-redis",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (Debian package redis-server)"),
+    );
+    let jwt_secret = "hunter2-jwt-0123456789abcdef0123456789";
+    let environment = |redis_password: &str| {
+        [
+            ("DATABASE_URL", database_url.to_string()),
+            ("ORDERS_JWT_SECRET", jwt_secret.to_owned()),
+            ("ORDERS_DATA_DIR", dir.path().to_str().unwrap().to_owned()),
+            (
+                "REDIS_URL",
+                format!("redis://:{redis_password}@127.0.0.1:{redis_port}"),
+            ),
+            ("RUST_LOG", "debug".to_owned()),
+        ]
+    };
+    for _ in 0..50 {
+        let ping = Command::new("redis-cli")
+            .args(["-p", &redis_port.to_string(), "ping"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&ping.stdout).contains("NOAUTH") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        redis.0.try_wait().unwrap().is_none(),
+        "redis-server started"
+    );
+
+    // A wrong Redis password: refused, said so, nothing shown.
+    let wrong = environment("hunter2-wrong");
+    let envs: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (ok, refused) = run_with(&["serve", "--listen", "127.0.0.1:0"], &envs);
+    assert!(!ok, "the service does not start with a refused password");
+    assert!(refused.contains("refused the credentials"), "{refused}");
+    assert!(
+        !refused.contains("hunter2"),
+        "a secret was shown:\n{refused}"
+    );
+
+    // The right one: the service runs; look at everything it says and serves.
+    let stderr_path = dir.path().join("stderr.log");
+    let mut service = Running(
+        orders()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(environment("hunter2-redis"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = service.0.stdout.take().unwrap();
+    let (lines, banner) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = String::new();
+    let addr = loop {
+        let line = banner
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the service did not print its address:\n{printed}{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                )
+            });
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.strip_prefix("orders listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let token = orders::auth::JwtKeys::new(jwt_secret.as_bytes())
+        .issue(
+            &uuid::Uuid::now_v7().to_string(),
+            orders::auth::Role::Customer,
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    let mut answers = String::new();
+    let created = client
+        .post(url("/orders"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "currency": "EUR",
+            "items": [{"product_id": uuid::Uuid::now_v7(), "sku": "SKU-1", "quantity": 1, "unit_price": 100}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let order: serde_json::Value = created.json().await.unwrap();
+    let id = order["id"].as_str().unwrap();
+    for request in [
+        client
+            .get(url(&format!("/orders/{id}")))
+            .bearer_auth(&token),
+        client
+            .get(url(&format!("/orders/{id}")))
+            .bearer_auth(&token),
+        client.get(url("/orders")).bearer_auth("not-a-token"),
+        client.get(url("/health/ready")),
+        client.get(url("/metrics")),
+    ] {
+        let response = request.send().await.unwrap();
+        answers.push_str(&format!("{:?}\n", response.headers()));
+        answers.push_str(&response.text().await.unwrap());
+    }
+    assert!(answers.contains("http_requests_total"), "{answers}");
+    drop(service);
+    while let Ok(line) = banner.try_recv() {
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    let logged = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        logged.contains("DEBUG") || logged.contains("debug"),
+        "logged at debug:\n{logged}"
+    );
+    // The first start on a new database: the sequencer may run before the migrations for a
+    // moment, which is no cause for a warning.
+    assert!(
+        !logged
+            .lines()
+            .any(|line| line.contains("WARN") && line.contains("sequencer")),
+        "a false warning on the first start:\n{logged}"
+    );
+    for (what, text) in [
+        ("stdout", &printed),
+        ("log", &logged),
+        ("answers", &answers),
+    ] {
+        assert!(
+            !text.contains("hunter2"),
+            "a secret in the service's {what}:\n{text}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::check::{Checker, Verdict};
-use crate::config::{DEFAULT_TOPIC, Properties, parse_properties};
+use crate::config::{DEFAULT_TOPIC, Properties, PropertiesParser};
 use crate::consume::{ConsumerOptions, EventConsumer, Received};
 
 /// Settings of `orders kafka consume`.
@@ -37,7 +37,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     pub json: bool,
     /// Extra librdkafka consumer settings, `key=value,key=value`.
-    #[arg(long, env = "KAFKA_PROPERTIES", value_parser = parse_properties, default_value = "")]
+    #[arg(long, env = "KAFKA_PROPERTIES", hide_env_values = true, value_parser = PropertiesParser, default_value = "")]
     pub properties: Properties,
 }
 

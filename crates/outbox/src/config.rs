@@ -32,7 +32,7 @@ pub struct KafkaConfig {
 
     /// Extra librdkafka settings, `key=value,key=value` (e.g. `security.protocol=SASL_SSL`).
     /// They override the relay's defaults.
-    #[arg(long = "kafka-properties", env = "KAFKA_PROPERTIES", value_parser = parse_properties, default_value = "")]
+    #[arg(long = "kafka-properties", env = "KAFKA_PROPERTIES", hide_env_values = true, value_parser = PropertiesParser, default_value = "")]
     pub properties: Properties,
 
     /// Events the relay reads from the feed and sends per batch.
@@ -110,9 +110,47 @@ impl KafkaConfig {
     }
 }
 
-/// `key=value` pairs passed to librdkafka as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `key=value` pairs passed to librdkafka as they are. They may hold credentials
+/// (`sasl.password`, `ssl.key.password`, ...), so `Debug` shows the keys only.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Properties(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(key, _)| (key, "<redacted>")))
+            .finish()
+    }
+}
+
+/// The clap parser of `--kafka-properties`: like [`parse_properties`], and its errors never
+/// repeat the value (clap's own would print it whole, passwords included).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PropertiesParser;
+
+impl clap::builder::TypedValueParser for PropertiesParser {
+    type Value = Properties;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Properties, clap::Error> {
+        let name = arg.map_or_else(|| "--kafka-properties".to_owned(), ToString::to_string);
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {name}: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("it is not valid UTF-8".to_owned()))?;
+        parse_properties(text).map_err(refuse)
+    }
+}
 
 impl Properties {
     /// Sets every pair on `config`.
@@ -132,7 +170,8 @@ pub fn parse_properties(text: &str) -> Result<Properties, String> {
             Some((key, value)) if !key.trim().is_empty() => {
                 Ok((key.trim().to_owned(), value.trim().to_owned()))
             }
-            _ => Err(format!("{pair:?} is not key=value")),
+            // Never the pair itself: it may be a password.
+            _ => Err("every comma-separated entry must be key=value (the value is not shown: it may hold a secret)".to_owned()),
         })
         .collect::<Result<_, _>>()
         .map(Properties)
@@ -150,6 +189,16 @@ mod tests {
             vec![("a.b".into(), "1".into()), ("c".into(), "x=y".into())]
         );
         assert!(parse_properties("novalue").is_err());
+        let why = parse_properties("sasl.password=hunter2,oops").unwrap_err();
+        assert!(!why.contains("hunter2") && !why.contains("oops"), "{why}");
+        let shown = format!(
+            "{:?}",
+            parse_properties("sasl.password=hunter2").unwrap_or_default()
+        );
+        assert!(
+            shown.contains("sasl.password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
         assert_eq!(parse_properties(""), Ok(Properties::default()));
     }
 

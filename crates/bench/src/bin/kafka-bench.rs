@@ -73,7 +73,7 @@ struct Args {
     #[arg(long)]
     brokers: Option<String>,
     /// PostgreSQL server (a user that may CREATE DATABASE).
-    #[arg(long, env = "TEST_DATABASE_URL", default_value = test_support::postgres::DEFAULT_SERVER_URL)]
+    #[arg(long, env = "TEST_DATABASE_URL", hide_env_values = true, default_value = test_support::postgres::DEFAULT_SERVER_URL)]
     server_url: String,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]

@@ -71,7 +71,7 @@ use uuid::Uuid;
 #[command(name = "projection-bench", version, about)]
 struct Args {
     /// Admin URL of the PostgreSQL server; the benchmark creates (and drops) its own database there.
-    #[arg(long, env = "TEST_DATABASE_URL", default_value = test_support::postgres::DEFAULT_SERVER_URL)]
+    #[arg(long, env = "TEST_DATABASE_URL", hide_env_values = true, default_value = test_support::postgres::DEFAULT_SERVER_URL)]
     server_url: String,
 
     /// Orders to seed (four events each).

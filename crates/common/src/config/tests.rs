@@ -66,7 +66,28 @@ fn durations_parse_with_units() {
     assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
     assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
     assert!(parse_duration("fast").is_err());
-    assert!(parse_duration("5h").is_err());
+    assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+    assert_eq!(parse_duration("5h").unwrap(), Duration::from_secs(5 * 3600));
+    assert_eq!(
+        parse_duration("2d").unwrap(),
+        Duration::from_secs(2 * 86_400)
+    );
+    assert!(parse_duration("5w").is_err());
+    assert!(parse_duration("h").is_err());
+}
+
+#[test]
+fn hours_and_days_beyond_the_largest_duration_are_refused() {
+    for (unit, seconds) in [("h", 3600), ("d", 86_400)] {
+        let largest = u64::MAX / seconds;
+        assert_eq!(
+            parse_duration(&format!("{largest}{unit}")).unwrap(),
+            Duration::from_secs(largest * seconds)
+        );
+        let err = parse_duration(&format!("{}{unit}", largest + 1)).unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+    }
 }
 
 #[test]

@@ -11,7 +11,8 @@ use super::events::{
     OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderShipped,
 };
 use super::limits::{
-    MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS, MAX_TRACKING_NUMBER_LEN,
+    MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR,
+    MAX_TRACKING_NUMBER_LEN,
 };
 use super::state::OrderAggregate;
 use super::status::OrderStatus;
@@ -97,6 +98,9 @@ fn validate_create(create: &CreateOrder) -> Result<OrderCreated, OrderError> {
         }
         total = total.checked_add(&item.line_total()?)?;
     }
+    if total.amount_minor() > MAX_ORDER_TOTAL_MINOR {
+        return Err(OrderError::AmountOverflow);
+    }
     Ok(OrderCreated {
         order_id: create.order_id,
         customer_id: create.customer_id,
@@ -107,17 +111,44 @@ fn validate_create(create: &CreateOrder) -> Result<OrderCreated, OrderError> {
 }
 
 fn validate_cancel(cancel: &CancelOrder) -> Result<OrderCancelled, OrderError> {
-    let reason = cancel.reason.trim();
-    let problem = if reason.is_empty() {
-        "is empty"
-    } else if reason.chars().count() > MAX_CANCELLATION_REASON_LEN {
-        "is too long"
-    } else {
-        return Ok(OrderCancelled {
+    match checked_text(&cancel.reason, MAX_CANCELLATION_REASON_LEN) {
+        Ok(reason) => Ok(OrderCancelled {
             reason: reason.to_owned(),
-        });
-    };
-    Err(OrderError::InvalidCancellationReason { problem })
+        }),
+        Err(TextProblem::Blank) => Err(OrderError::InvalidCancellationReason {
+            problem: "is empty",
+        }),
+        Err(TextProblem::TooLong) => Err(OrderError::InvalidCancellationReason {
+            problem: "is too long",
+        }),
+        Err(TextProblem::ControlCharacter) => Err(OrderError::InvalidCancellationReason {
+            problem: "contains control characters (such as NUL, a line break or ESC)",
+        }),
+    }
+}
+
+/// What [`checked_text`] found wrong with a text field.
+enum TextProblem {
+    Blank,
+    TooLong,
+    ControlCharacter,
+}
+
+/// The one rule for free text a client sends (a cancellation reason, a carrier, a tracking
+/// number): trimmed, not blank, at most `max_chars` characters, and no control characters
+/// (Unicode `Cc`: NUL, line breaks, tab, ESC, DEL, C1). It holds on every backend alike, before
+/// anything reaches a store (PostgreSQL's JSONB refuses NUL; SQLite would keep it).
+fn checked_text(value: &str, max_chars: usize) -> Result<&str, TextProblem> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err(TextProblem::Blank)
+    } else if value.chars().count() > max_chars {
+        Err(TextProblem::TooLong)
+    } else if value.chars().any(char::is_control) {
+        Err(TextProblem::ControlCharacter)
+    } else {
+        Ok(value)
+    }
 }
 
 fn validate_ship(ship: &ShipOrder) -> Result<OrderShipped, OrderError> {
@@ -137,17 +168,14 @@ fn shipping_text(
     value: Option<&str>,
     max_len: usize,
 ) -> Result<Option<String>, OrderError> {
-    let Some(value) = value.map(str::trim) else {
+    let Some(value) = value else {
         return Ok(None);
     };
-    let problem = if value.is_empty() {
-        "must not be blank; omit it if unknown".to_owned()
-    } else if value.chars().count() > max_len {
-        format!("must be at most {max_len} characters")
-    } else if value.chars().any(char::is_control) {
-        "must not contain control characters".to_owned()
-    } else {
-        return Ok(Some(value.to_owned()));
+    let problem = match checked_text(value, max_len) {
+        Ok(value) => return Ok(Some(value.to_owned())),
+        Err(TextProblem::Blank) => "must not be blank; omit it if unknown".to_owned(),
+        Err(TextProblem::TooLong) => format!("must be at most {max_len} characters"),
+        Err(TextProblem::ControlCharacter) => "must not contain control characters".to_owned(),
     };
     Err(OrderError::InvalidShippingDetails { field, problem })
 }

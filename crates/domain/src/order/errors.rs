@@ -2,7 +2,9 @@
 
 use crate::error::ErrorKind;
 
-use super::limits::{MAX_CANCELLATION_REASON_LEN, MAX_ITEMS, MAX_QUANTITY, MAX_SKU_LEN};
+use super::limits::{
+    MAX_CANCELLATION_REASON_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY, MAX_SKU_LEN,
+};
 use super::status::OrderStatus;
 use super::values::Currency;
 
@@ -38,8 +40,9 @@ pub enum OrderError {
         /// What is wrong with it.
         problem: &'static str,
     },
-    /// Not a three-letter uppercase currency code. HTTP: 422.
-    #[error("invalid currency `{code}`: use a 3-letter uppercase ISO 4217 code such as EUR or USD")]
+    /// Not an ISO 4217 currency code (a new order) or not three uppercase letters (stored).
+    /// HTTP: 422.
+    #[error("invalid currency `{code}`: use an ISO 4217 code in capitals, such as EUR or USD")]
     InvalidCurrency {
         /// The rejected code (truncated if very long).
         code: String,
@@ -68,12 +71,15 @@ pub enum OrderError {
         /// The repeated SKU.
         sku: String,
     },
-    /// A line total or the order total does not fit in an `i64` of minor units. HTTP: 422.
-    #[error("order total is too large to represent; reduce quantities or prices")]
-    AmountOverflow,
-    /// Cancellation reason empty or too long. HTTP: 422.
+    /// The order total is above [`super::MAX_ORDER_TOTAL_MINOR`] (or a line total does not fit
+    /// in an `i64`). HTTP: 422.
     #[error(
-        "cancellation reason {problem}; give a non-empty reason of at most {MAX_CANCELLATION_REASON_LEN} characters"
+        "the order total is too large: at most {MAX_ORDER_TOTAL_MINOR} minor units; reduce quantities or prices, or split the order"
+    )]
+    AmountOverflow,
+    /// Cancellation reason empty, too long or with control characters. HTTP: 422.
+    #[error(
+        "cancellation reason {problem}; give a non-empty reason of at most {MAX_CANCELLATION_REASON_LEN} characters, without control characters"
     )]
     InvalidCancellationReason {
         /// What is wrong with it.

@@ -25,8 +25,8 @@ pub use events::{
     OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderShipped,
 };
 pub use limits::{
-    MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS, MAX_QUANTITY, MAX_SKU_LEN,
-    MAX_TRACKING_NUMBER_LEN,
+    MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY,
+    MAX_SKU_LEN, MAX_TRACKING_NUMBER_LEN,
 };
 pub use state::OrderAggregate;
 pub use status::OrderStatus;

@@ -5,5 +5,5 @@ mod secret;
 mod token;
 
 pub use principal::{Principal, Role};
-pub use secret::load_or_create_secret;
-pub use token::{Claims, JwtKeys, TokenError};
+pub use secret::{SECRET_FILE, load_or_create_secret, load_secret};
+pub use token::{Claims, DEFAULT_MAX_TOKEN_TTL, JwtKeys, TokenError};

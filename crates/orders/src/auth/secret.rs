@@ -12,27 +12,38 @@ const MIN_SECRET_LEN: usize = 32;
 /// File in the data directory that holds the generated secret.
 pub const SECRET_FILE: &str = "jwt-secret";
 
-/// The configured secret, or the one in `data_dir` (generated on first use, mode 0600).
-pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+/// The configured secret, or the one in `data_dir`, or `None` if neither exists. Never creates
+/// anything: for `orders token` and `doctor`, which must not mint a secret the service would not
+/// use.
+pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     if let Some(secret) = configured {
         anyhow::ensure!(
             secret.len() >= MIN_SECRET_LEN,
             "ORDERS_JWT_SECRET must be at least {MIN_SECRET_LEN} bytes long; generate one with `openssl rand -hex 32`"
         );
-        return Ok(secret.as_bytes().to_vec());
+        return Ok(Some(secret.as_bytes().to_vec()));
     }
     let path = data_dir.join(SECRET_FILE);
     match std::fs::read_to_string(&path) {
         Ok(secret) if secret.trim().len() >= MIN_SECRET_LEN => {
-            return Ok(secret.trim().as_bytes().to_vec());
+            Ok(Some(secret.trim().as_bytes().to_vec()))
         }
         Ok(_) => anyhow::bail!(
             "{} is too short; delete it to have a new secret generated",
             path.display()
         ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// The configured secret, or the one in `data_dir` (generated on first use, mode 0600). Only the
+/// service (`serve`) calls this.
+pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = load_secret(configured, data_dir)? {
+        return Ok(secret);
+    }
+    let path = data_dir.join(SECRET_FILE);
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     // Two v4 UUIDs: 244 random bits from the OS generator, hex-encoded.
@@ -65,6 +76,15 @@ mod tests {
         let first = load_or_create_secret(None, dir.path()).unwrap();
         assert_eq!(first.len(), 64);
         assert_eq!(load_or_create_secret(None, dir.path()).unwrap(), first);
+    }
+
+    #[test]
+    fn loading_never_creates_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_secret(None, dir.path()).unwrap(), None);
+        assert!(!dir.path().join(SECRET_FILE).exists());
+        let created = load_or_create_secret(None, dir.path()).unwrap();
+        assert_eq!(load_secret(None, dir.path()).unwrap(), Some(created));
     }
 
     #[test]

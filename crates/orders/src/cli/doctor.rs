@@ -5,7 +5,7 @@ use std::time::Duration;
 use event_store::EventStore;
 
 use super::ServeArgs;
-use crate::auth::load_or_create_secret;
+use crate::auth::load_secret;
 use crate::store::Store;
 
 /// How long each connectivity check may take.
@@ -25,7 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         name: "database setting",
         result: backend
             .as_ref()
-            .map(|b| format!("{b:?}").replace("url: ", ""))
+            .map(ToString::to_string)
             .map_err(|e| e.to_string()),
     });
     if backend.is_ok() {
@@ -36,10 +36,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     checks.push(Check {
         name: "token secret",
-        result: load_or_create_secret(args.jwt_secret.as_deref(), &args.database.data_dir)
-            .map(|_| match args.jwt_secret {
-                Some(_) => "ORDERS_JWT_SECRET is set".to_owned(),
-                None => format!("generated secret in {}", args.database.data_dir.display()),
+        result: load_secret(args.jwt_secret.as_deref(), &args.database.data_dir)
+            .map(|found| match (&args.jwt_secret, found) {
+                (Some(_), _) => "ORDERS_JWT_SECRET is set".to_owned(),
+                (None, Some(_)) => {
+                    format!("generated secret in {}", args.database.data_dir.display())
+                }
+                (None, None) => format!(
+                    "none yet in {}: `orders serve` generates one when it first starts",
+                    args.database.data_dir.display()
+                ),
             })
             .map_err(|e| format!("{e:#}")),
     });
@@ -55,34 +61,55 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for check in &checks {
         match &check.result {
-            Ok(detail) => println!("ok    {:<16} {detail}", check.name),
+            Ok(detail) => outln!("ok    {:<16} {detail}", check.name),
             Err(problem) => {
                 failed += 1;
-                println!("FAIL  {:<16} {problem}", check.name);
+                outln!("FAIL  {:<16} {problem}", check.name);
             }
         }
     }
     anyhow::ensure!(failed == 0, "{failed} check(s) failed");
-    println!("all checks passed");
+    outln!("all checks passed");
     Ok(())
 }
 
+/// Reads only: a missing SQLite file or a database behind this build's schema is reported,
+/// never created or migrated (`serve` and `migrate` do that).
 async fn database(args: &ServeArgs) -> Result<String, String> {
-    let open = tokio::time::timeout(CHECK_TIMEOUT, Store::open(&args.database)).await;
+    if let Ok(common::DatabaseBackend::Sqlite { url }) = args.database.backend()
+        && let Ok(options) = url.parse::<sqlx::sqlite::SqliteConnectOptions>()
+        && !options.get_filename().exists()
+    {
+        return Ok(format!(
+            "no database yet at {}: `orders serve` creates it",
+            options.get_filename().display()
+        ));
+    }
+    let open = tokio::time::timeout(CHECK_TIMEOUT, Store::connect_existing(&args.database)).await;
     let store = match open {
         Err(_) => {
             return Err(format!(
                 "no answer within {CHECK_TIMEOUT:?}: is the server running and reachable?"
             ));
         }
-        Ok(Err(error)) => return Err(format!("cannot open or migrate it: {error:#}")),
+        Ok(Err(error)) => return Err(format!("cannot open it: {error:#}")),
         Ok(Ok(store)) => store,
     };
     store
         .ping()
         .await
         .map_err(|e| format!("connected, but a query failed: {e}"))?;
-    Ok(format!("{} reachable, migrations applied", store.kind()))
+    let pending = store
+        .pending_migrations()
+        .await
+        .map_err(|e| format!("connected, but cannot read its migrations: {e}"))?;
+    Ok(match pending.len() {
+        0 => format!("{} reachable, migrations applied", store.kind()),
+        n => format!(
+            "{} reachable; {n} migration(s) not applied yet (`orders serve` or `orders migrate` applies them)",
+            store.kind()
+        ),
+    })
 }
 
 async fn redis(url: Option<&str>) -> Result<String, String> {

@@ -31,16 +31,18 @@ const PAGE: usize = 500;
 
 /// Prints the feed from `after`, then follows it with `--follow`.
 pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.database).await?;
+    let store = Store::open_existing(&args.database).await?;
     let mut after = match args.after {
         Some(after) => after,
         None => head(&store).await?.saturating_sub(10),
     };
+    let mut header = true;
     loop {
         let page = store.read_all(after, PAGE).await?;
         if let Some(last) = page.last().and_then(|e| e.position) {
             after = last;
-            print_events(&page, args.format)?;
+            print_events(&page, args.format, header)?;
+            header = false;
         }
         if page.len() < PAGE {
             if !args.follow {

@@ -1,5 +1,14 @@
 //! The binary's command line: `serve` (the default), `migrate`, `token`.
 
+/// `println!` that returns the write error instead of panicking, so that `orders feed tail | head`
+/// ends quietly when `head` closes the pipe (the binary exits 0 on a broken pipe).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod doctor;
 mod feed;
 mod kafka;
@@ -88,6 +97,9 @@ pub struct ServeArgs {
     /// HS256 secret for bearer tokens (≥ 32 bytes). Unset: generated once into the data directory.
     #[arg(long, env = "ORDERS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Longest lifetime (from `iat` to `exp`) of a token the service accepts.
+    #[arg(long, env = "ORDERS_TOKEN_MAX_TTL", default_value = "30d", value_parser = common::config::parse_duration)]
+    pub token_max_ttl: std::time::Duration,
     /// Snapshot an order every this many events (0 = never).
     #[arg(long, env = "ORDERS_SNAPSHOT_EVERY", default_value_t = 100)]
     pub snapshot_every: u64,
@@ -95,8 +107,12 @@ pub struct ServeArgs {
     /// (0 = always load); a stale one is caught by the append's expected version.
     #[arg(long, env = "ORDERS_STATE_CACHE", default_value_t = 10_000)]
     pub state_cache: usize,
+    /// How long an `Idempotency-Key` is remembered: a retry within it gets the original answer,
+    /// one after it is a new request (0 = forever).
+    #[arg(long, env = "ORDERS_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = common::config::parse_duration)]
+    pub idempotency_retention: std::time::Duration,
     /// Redis for the order cache (`redis://127.0.0.1:6379`). Unset: no cache.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every cache key.
     #[arg(long, env = "ORDERS_CACHE_PREFIX", default_value = "orders:")]
@@ -126,6 +142,22 @@ pub struct MigrateArgs {
     pub database: DatabaseConfig,
 }
 
+/// Whether `error` is a write to a closed pipe (the reader went away): not worth a message.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+impl Cli {
+    /// Whether this runs the service (the default), whose errors belong in its log.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, None | Some(Command::Serve(_)))
+    }
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
@@ -137,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             let store = Store::open(&args.database).await?;
-            println!("migrations applied ({})", store.kind());
+            outln!("migrations applied ({})", store.kind());
             Ok(())
         }
         Command::Token(args) => token::run(args),

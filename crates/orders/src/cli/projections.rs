@@ -30,17 +30,22 @@ pub struct DatabaseArgs {
 pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status(args) => {
-            let read_model = ReadModel::for_store(&Store::open(&args.database).await?);
-            let (generation, position) = read_model.register(ORDERS_PROJECTION).await?;
+            let read_model = ReadModel::for_store(&Store::open_existing(&args.database).await?);
+            let Some((generation, position)) = read_model.state(ORDERS_PROJECTION).await? else {
+                outln!(
+                    "{ORDERS_PROJECTION}: not started yet (the service creates it when it first starts)"
+                );
+                return Ok(());
+            };
             let head = read_model.feed_head().await?;
-            println!(
+            outln!(
                 "{ORDERS_PROJECTION}: generation {generation}, position {position} of {head} (lag {} events)",
                 head.saturating_sub(position)
             );
             let parked = read_model.parked(ORDERS_PROJECTION).await?;
-            println!("parked events: {}", parked.len());
+            outln!("parked events: {}", parked.len());
             for (position, event_id, error) in parked {
-                println!("  position {position}  event {event_id}: {error}");
+                outln!("  position {position}  event {event_id}: {error}");
             }
             Ok(())
         }
@@ -60,9 +65,11 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             })
             .await?;
             bar.finish_and_clear();
-            println!(
+            outln!(
                 "rebuilt {ORDERS_PROJECTION}: {} events into generation {}, now serving from position {}",
-                report.events, report.generation, report.position
+                report.events,
+                report.generation,
+                report.position
             );
             Ok(())
         }

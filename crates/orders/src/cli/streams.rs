@@ -33,25 +33,32 @@ pub struct ShowArgs {
 pub async fn show(args: ShowArgs) -> anyhow::Result<()> {
     let id = Uuid::parse_str(args.id.trim())
         .map_err(|_| anyhow::anyhow!("{:?} is not a stream id: expected a UUID", args.id))?;
-    let store = Store::open(&args.database).await?;
+    let store = Store::open_existing(&args.database).await?;
     let events = store.load_events(id).await?;
     anyhow::ensure!(!events.is_empty(), "stream {id} has no events");
-    print_events(&events, args.format)
+    print_events(&events, args.format, true)
 }
 
 /// Prints events in `format` on stdout.
-pub fn print_events(events: &[RecordedEvent], format: Format) -> anyhow::Result<()> {
+pub fn print_events(events: &[RecordedEvent], format: Format, header: bool) -> anyhow::Result<()> {
     match format {
         Format::Json => {
             for event in events {
-                println!("{}", serde_json::to_string(event)?);
+                outln!("{}", serde_json::to_string(event)?);
             }
         }
         Format::Table => {
-            println!(
-                "{:>8} {:>8}  {:<24} {:<20} {:<36} {:<12} PAYLOAD",
-                "POSITION", "VERSION", "RECORDED", "TYPE", "CORRELATION", "USER"
-            );
+            if header {
+                outln!(
+                    "{:>8} {:>8}  {:<24} {:<20} {:<36} {:<12} PAYLOAD",
+                    "POSITION",
+                    "VERSION",
+                    "RECORDED",
+                    "TYPE",
+                    "CORRELATION",
+                    "USER"
+                );
+            }
             for e in events {
                 let position = e.position.map_or_else(|| "-".to_owned(), |p| p.to_string());
                 let correlation = e
@@ -64,7 +71,7 @@ pub fn print_events(events: &[RecordedEvent], format: Format) -> anyhow::Result<
                     .get("user_id")
                     .and_then(|v| v.as_str())
                     .unwrap_or("-");
-                println!(
+                outln!(
                     "{position:>8} {:>8}  {:<24} {:<20} {correlation:<36} {user:<12} {}",
                     e.version,
                     e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),

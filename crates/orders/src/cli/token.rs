@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use common::DatabaseConfig;
 
-use crate::auth::{JwtKeys, Role, load_or_create_secret};
+use crate::auth::{JwtKeys, Role, SECRET_FILE, load_secret};
 
 /// Settings of `token`.
 #[derive(Debug, Clone, Args)]
@@ -16,12 +16,15 @@ pub struct TokenArgs {
     /// Subject: the customer's UUID for `customer`; any name for `staff`.
     #[arg(long)]
     pub sub: String,
-    /// How long the token is valid, e.g. 30m, 24h is written 1440m.
+    /// How long the token is valid, e.g. 30m, 24h (at most the service's --token-max-ttl).
     #[arg(long, default_value = "1440m", value_parser = common::config::parse_duration)]
     pub ttl: Duration,
     /// The secret the service uses (the same setting as `serve`).
     #[arg(long, env = "ORDERS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// The longest lifetime the service accepts (the same setting as `serve`).
+    #[arg(long, env = "ORDERS_TOKEN_MAX_TTL", default_value = "30d", value_parser = common::config::parse_duration)]
+    pub token_max_ttl: Duration,
     /// Where the generated secret lives (the same setting as `serve`).
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -29,8 +32,15 @@ pub struct TokenArgs {
 
 /// Prints the token on stdout.
 pub fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let secret = load_or_create_secret(args.jwt_secret.as_deref(), &args.database.data_dir)?;
-    let token = JwtKeys::new(&secret).issue(&args.sub, args.role, args.ttl)?;
-    println!("{token}");
+    let Some(secret) = load_secret(args.jwt_secret.as_deref(), &args.database.data_dir)? else {
+        anyhow::bail!(
+            "no token secret: ORDERS_JWT_SECRET is unset and {} does not exist. Start the service once (`orders serve`) to generate it, or give this command the service's --data-dir or ORDERS_JWT_SECRET",
+            args.database.data_dir.join(SECRET_FILE).display()
+        );
+    };
+    let token = JwtKeys::new(&secret)
+        .with_max_ttl(args.token_max_ttl)
+        .issue(&args.sub, args.role, args.ttl)?;
+    outln!("{token}");
     Ok(())
 }

@@ -41,12 +41,12 @@ pub struct Report {
 
 /// Runs verification and prints the report; an error when anything differs.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.database).await?;
+    let store = Store::open_existing(&args.database).await?;
     let report = verify(&store).await?;
     for problem in &report.problems {
-        println!("DIFF {problem}");
+        outln!("DIFF {problem}");
     }
-    println!(
+    outln!(
         "verified {} streams, {} events, {} snapshots, {} read-model rows: {} difference(s)",
         report.streams,
         report.events,

@@ -13,7 +13,13 @@ pub enum AccessDenied {
     Forbidden,
 }
 
-/// Why a command was not carried out. Nothing was written in any of these cases.
+/// Why a command was not carried out. Nothing was written in any of these cases, except that
+/// a [`CommandError::Store`] failure may hide a commit (see there).
+///
+/// Over HTTP the same holds for a 408 (the request timed out: the command carries on to its end)
+/// and a dropped connection: the client cannot tell whether the command was applied. A retry with
+/// the same `Idempotency-Key` always resolves it: it gets the original answer if the command was
+/// applied, and is executed if it was not.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E: std::error::Error + 'static> {
     /// The aggregate refused: a business rule. HTTP 422/404/409 by the error's kind.
@@ -44,7 +50,9 @@ pub enum CommandError<E: std::error::Error + 'static> {
     /// Stored events could not be decoded into the aggregate's events. HTTP 500.
     #[error("stored events cannot be read: {0}")]
     Corrupt(String),
-    /// The store failed. HTTP 503.
+    /// The store failed. HTTP 503. The append may still have committed (the connection can fail
+    /// after the commit was sent and before its acknowledgement arrived): retry with the same
+    /// `Idempotency-Key` to learn the outcome.
     #[error(transparent)]
     Store(EventStoreError),
 }

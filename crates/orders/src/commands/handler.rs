@@ -9,6 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::codec::to_new_event;
+use super::key_locks::KeyLocks;
 use super::load::{Loaded, load};
 use super::state_cache::StateCache;
 use super::{AccessDenied, CommandContext, CommandError};
@@ -61,6 +62,7 @@ pub struct CommandHandler<S> {
     store: S,
     config: HandlerConfig,
     states: StateCache,
+    keys: KeyLocks,
 }
 
 impl<S: EventStore> CommandHandler<S> {
@@ -70,6 +72,7 @@ impl<S: EventStore> CommandHandler<S> {
             store,
             config,
             states: StateCache::new(config.state_cache),
+            keys: KeyLocks::new(),
         }
     }
 
@@ -97,6 +100,11 @@ impl<S: EventStore> CommandHandler<S> {
         guard: impl Fn(&A) -> Result<(), AccessDenied> + Send + Sync,
         render: impl Fn(&A, u64) -> Value + Send + Sync,
     ) -> Result<Outcome<A>, CommandError<A::Error>> {
+        // A retry overlapping its original waits here, then finds the original's record.
+        let _key_held = match &context.idempotency {
+            Some(key) => Some(self.keys.lock(&key.scope, &key.key).await),
+            None => None,
+        };
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -214,11 +222,9 @@ impl<S: EventStore> CommandHandler<S> {
                     self.states.forget::<A>(id);
                     metrics::counter!("command_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);
-                    if let Some(expected) = context.expected_version {
-                        return Err(CommandError::PreconditionFailed { expected, actual });
-                    }
-                    // A concurrent request with the same idempotency key may be the one that won:
-                    // then this is a retry to be answered from its record, not decided again.
+                    // A concurrent request with the same idempotency key (on another instance)
+                    // may be the one that won: then this is a retry to be answered from its
+                    // record, not refused or decided again.
                     if let Some(key) = &context.idempotency
                         && let Some(record) = self
                             .store
@@ -226,6 +232,9 @@ impl<S: EventStore> CommandHandler<S> {
                             .await?
                     {
                         return Err(CommandError::IdempotencyKeyUsed(Some(Box::new(record))));
+                    }
+                    if let Some(expected) = context.expected_version {
+                        return Err(CommandError::PreconditionFailed { expected, actual });
                     }
                     if attempts >= self.config.max_attempts {
                         return Err(CommandError::Conflict { attempts });

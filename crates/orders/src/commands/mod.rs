@@ -7,6 +7,8 @@ mod codec;
 mod context;
 mod error;
 mod handler;
+mod key_expiry;
+mod key_locks;
 mod load;
 mod state_cache;
 #[cfg(test)]
@@ -16,4 +18,5 @@ pub use codec::from_recorded as decode;
 pub use context::{CommandContext, IdempotencyKey};
 pub use error::{AccessDenied, CommandError};
 pub use handler::{CommandHandler, HandlerConfig, Outcome};
+pub use key_expiry::{purge_interval, spawn_purger};
 pub use load::Loaded;

@@ -89,14 +89,17 @@ pub struct OrderResponse {
     /// The order id.
     pub id: Uuid,
     /// The customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<Uuid>,
     /// `created`, `confirmed`, `shipped`, `delivered` or `cancelled`.
     pub status: String,
     /// ISO 4217 code.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     /// The lines.
     pub items: Vec<ItemResponse>,
     /// Sum of the lines, in minor units.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
     /// Why it was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,6 +191,7 @@ pub struct EventsPage {
     /// Events in version order.
     pub events: Vec<EventResponse>,
     /// Pass as `from_version` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_from_version: Option<u64>,
 }
 
@@ -199,6 +203,7 @@ pub struct EventResponse {
     /// Version in the order's stream.
     pub version: u64,
     /// Global position (absent for a moment after commit on PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u64>,
     /// e.g. `OrderCreated`.
     pub event_type: String,
@@ -206,7 +211,8 @@ pub struct EventResponse {
     pub schema_version: u32,
     /// The event's data.
     pub payload: serde_json::Value,
-    /// Correlation id, causation id, user, timestamp.
+    /// Correlation id, causation id, user, timestamp. A customer sees only the correlation and
+    /// causation ids and a `user_id` that is their own (see [`EventResponse::for_customer`]).
     pub metadata: serde_json::Value,
     /// Commit time.
     pub recorded_at: DateTime<Utc>,
@@ -224,5 +230,166 @@ impl From<RecordedEvent> for EventResponse {
             metadata: e.metadata,
             recorded_at: e.recorded_at,
         }
+    }
+}
+
+/// An order in a list (`GET /orders`): the fields of [`OrderResponse`], under the same names, and
+/// when each transition happened. Fields the order does not have (yet) are absent, never `null`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedOrder {
+    /// The order id.
+    pub id: Uuid,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// `created`, `confirmed`, `shipped`, `delivered` or `cancelled`.
+    pub status: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The lines.
+    #[schema(value_type = Vec<ItemResponse>)]
+    pub items: serde_json::Value,
+    /// Sum of the lines, in minor units.
+    pub total: i64,
+    /// Why it was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    /// Carrier, once shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// Tracking number, once shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    /// Stream version the read model reflects.
+    pub version: u64,
+    /// Global position of the last event the read model applied to this order.
+    pub position: u64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Confirmation time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// Cancellation time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Shipping time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipped_at: Option<DateTime<Utc>>,
+    /// Delivery time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<crate::projections::OrderView> for ListedOrder {
+    fn from(view: crate::projections::OrderView) -> Self {
+        Self {
+            id: view.order_id,
+            customer_id: view.customer_id,
+            status: view.status,
+            currency: view.currency,
+            items: view.items,
+            total: view.total_minor,
+            cancellation_reason: view.cancellation_reason,
+            carrier: view.carrier,
+            tracking_number: view.tracking_number,
+            version: view.version,
+            position: view.last_position,
+            created_at: view.created_at,
+            confirmed_at: view.confirmed_at,
+            cancelled_at: view.cancelled_at,
+            shipped_at: view.shipped_at,
+            delivered_at: view.delivered_at,
+        }
+    }
+}
+
+/// `GET /stats`: orders per status, and the revenue of each day and currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsResponse {
+    /// Orders per status; statuses without orders are absent.
+    pub orders_by_status: std::collections::BTreeMap<String, i64>,
+    /// Confirmed, not cancelled orders, by confirmation day and currency, oldest day first.
+    pub revenue: Vec<DailyRevenue>,
+}
+
+/// One day's revenue in one currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyRevenue {
+    /// The confirmation day (UTC), `YYYY-MM-DD`.
+    pub day: chrono::NaiveDate,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// How many orders.
+    pub orders: i64,
+    /// Their totals' sum, in minor units.
+    pub total: i64,
+}
+
+impl From<crate::projections::Stats> for StatsResponse {
+    fn from(stats: crate::projections::Stats) -> Self {
+        Self {
+            orders_by_status: stats.orders_by_status.into_iter().collect(),
+            revenue: stats
+                .revenue
+                .into_iter()
+                .map(|(day, currency, orders, total)| DailyRevenue {
+                    day,
+                    currency,
+                    orders,
+                    total,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The metadata keys a customer may see of an event of their order.
+const CUSTOMER_METADATA: [&str; 3] = ["correlation_id", "causation_id", "timestamp"];
+
+impl EventResponse {
+    /// The event as the order's customer may see it: who else acted on the order (staff user
+    /// ids) and internal tracing detail are left out; their own user id is kept.
+    pub fn for_customer(mut self, customer_subject: &str) -> Self {
+        if let serde_json::Value::Object(metadata) = &mut self.metadata {
+            let own = metadata.get("user_id").and_then(serde_json::Value::as_str)
+                == Some(customer_subject);
+            metadata.retain(|key, _| {
+                CUSTOMER_METADATA.contains(&key.as_str()) || (own && key == "user_id")
+            });
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(metadata: serde_json::Value) -> EventResponse {
+        EventResponse {
+            event_id: Uuid::nil(),
+            version: 1,
+            position: Some(1),
+            event_type: "OrderConfirmed".into(),
+            schema_version: 1,
+            payload: json!({}),
+            metadata,
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_customer_sees_neither_staff_ids_nor_trace_context() {
+        let metadata = json!({
+            "correlation_id": "c", "causation_id": "r", "user_id": "ops-alice",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        });
+        let seen = event(metadata.clone()).for_customer("customer-1").metadata;
+        assert_eq!(seen, json!({"correlation_id": "c", "causation_id": "r"}));
+        let own = event(json!({"correlation_id": "c", "user_id": "customer-1"}))
+            .for_customer("customer-1")
+            .metadata;
+        assert_eq!(own, json!({"correlation_id": "c", "user_id": "customer-1"}));
     }
 }

@@ -33,11 +33,14 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Problem> {
     let header = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         Problem::unauthorized("send `Authorization: Bearer <token>`; mint one with `orders token`")
     })?;
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is what follows the blank.
     header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
         .ok_or_else(|| Problem::unauthorized("the Authorization header must be `Bearer <token>`"))
 }
 
@@ -131,9 +134,11 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-/// Whether a body counts as absent: empty or only ASCII whitespace.
+/// Whether a body counts as absent: empty, only ASCII whitespace, or JSON `null` (which the API
+/// document allows for optional bodies).
 fn is_blank(raw: &[u8]) -> bool {
-    raw.iter().all(u8::is_ascii_whitespace)
+    let trimmed = raw.trim_ascii();
+    trimmed.is_empty() || trimmed == b"null"
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -191,18 +196,20 @@ pub fn parse_optional_json<T: DeserializeOwned + Default>(raw: &[u8]) -> Result<
     }
 }
 
-/// The request headers that steer a command.
+/// The request headers that steer a command. Each is either used or refused with a 400 problem
+/// naming it; none is silently dropped.
 #[derive(Debug, Clone)]
 pub struct CommandHeaders {
-    /// From `X-Correlation-Id` if it is a UUID, else the request id.
+    /// From `X-Correlation-Id` (a UUID), else the request id if it is a UUID, else a new one.
     pub correlation_id: Uuid,
-    /// The request id (`X-Request-Id`, set by the server when the client sent none).
+    /// The request id when it is a UUID (the server's own always are): the events' causation id.
+    /// Another valid `X-Request-Id` is echoed and logged but is not a causation id.
     pub request_id: Option<Uuid>,
     /// `If-Match`, as a stream version.
     pub if_match: Option<u64>,
     /// `Idempotency-Key`.
     pub idempotency_key: Option<String>,
-    /// `traceparent`.
+    /// `traceparent`, checked against the W3C Trace Context format.
     pub traceparent: Option<String>,
 }
 
@@ -215,41 +222,36 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
 }
 
 impl CommandHeaders {
-    /// Reads the command headers from `headers`. A malformed `If-Match` or `Idempotency-Key` is a
-    /// 400 problem; a correlation or request id that is not a UUID is ignored.
+    /// Reads the command headers from `headers`. A malformed `If-Match`, `Idempotency-Key`,
+    /// `X-Correlation-Id` or `traceparent` is a 400 problem (the request id is checked, for
+    /// every request, by [`check_request_id`]).
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
-        let request_id = text("x-request-id").and_then(|v| Uuid::parse_str(v).ok());
-        let correlation_id = text("x-correlation-id")
-            .and_then(|v| Uuid::parse_str(v).ok())
-            .or(request_id)
-            .unwrap_or_else(Uuid::now_v7);
-        let if_match = match headers.get(header::IF_MATCH) {
-            None => None,
-            Some(value) => Some(parse_if_match(value.to_str().unwrap_or(""))?),
-        };
-        let idempotency_key = match text("idempotency-key") {
-            None => None,
-            Some(key)
-                if key.is_empty()
-                    || key.len() > MAX_IDEMPOTENCY_KEY_LEN
-                    || !key.chars().all(|c| c.is_ascii_graphic()) =>
-            {
-                return Err(Problem::bad_request(
-                    "invalid-idempotency-key",
-                    format!(
-                        "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
-                    ),
-                ));
-            }
-            Some(key) => Some(key.to_owned()),
-        };
-        let traceparent = text("traceparent").map(str::to_owned);
+        let request_id = header_text(headers, "x-request-id", "invalid-request-id")?
+            .and_then(|v| Uuid::parse_str(v).ok());
+        let correlation_id =
+            match header_text(headers, "x-correlation-id", "invalid-correlation-id")? {
+                None => request_id.unwrap_or_else(Uuid::now_v7),
+                Some(value) => parse_hyphenated_uuid(value).ok_or_else(|| {
+                    Problem::bad_request(
+                        "invalid-correlation-id",
+                        format!("X-Correlation-Id must be a UUID; got {value:?}"),
+                    )
+                })?,
+            };
+        // An empty If-Match names no ETag: no precondition (RFC 9110 requires at least one for
+        // the header to mean anything; clients that template it empty mean "none").
+        let if_match = header_text(headers, "if-match", "invalid-if-match")?
+            .filter(|value| !value.is_empty())
+            .map(parse_if_match)
+            .transpose()?;
+        let idempotency_key = header_text(headers, "idempotency-key", "invalid-idempotency-key")?
+            .map(parse_idempotency_key)
+            .transpose()?;
+        // Empty: no trace context, as with If-Match.
+        let traceparent = header_text(headers, "traceparent", "invalid-traceparent")?
+            .filter(|value| !value.is_empty())
+            .map(parse_traceparent)
+            .transpose()?;
         Ok(Self {
             correlation_id,
             request_id,
@@ -260,20 +262,144 @@ impl CommandHeaders {
     }
 }
 
-/// Parses an `If-Match` value carrying one ETag as this API issues them: `"3"` (or `W/"3"`, `3`).
-pub fn parse_if_match(value: &str) -> Result<u64, Problem> {
-    let tag = value.trim();
-    let tag = tag.strip_prefix("W/").unwrap_or(tag);
-    let tag = tag
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(tag);
-    tag.parse().map_err(|_| {
+/// A UUID in its hyphenated form (`0190d3c8-6f2e-7c3a-9a4b-2f1e0d9c8b7a`), the one the API
+/// document names `format: uuid`; the braced, URN and unhyphenated forms are refused.
+fn parse_hyphenated_uuid(value: &str) -> Option<Uuid> {
+    (value.len() == 36)
+        .then(|| Uuid::parse_str(value).ok())
+        .flatten()
+}
+
+/// The trimmed value of header `name`, `None` when absent. A value that is not visible ASCII (or
+/// a header sent more than once) is a 400 problem of type `code`: refused, never dropped. An
+/// empty value is passed on, for the caller to refuse (no header the service reads may be empty).
+fn header_text<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<&'h str>, Problem> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Problem::bad_request(code, format!("send {name} once")));
+    }
+    match value.to_str() {
+        Ok(text)
+            if text
+                .bytes()
+                .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) =>
+        {
+            Ok(Some(text.trim()))
+        }
+        _ => Err(Problem::bad_request(
+            code,
+            format!("{name} must be visible ASCII characters"),
+        )),
+    }
+}
+
+fn parse_idempotency_key(key: &str) -> Result<String, Problem> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Problem::bad_request(
+            "invalid-idempotency-key",
+            format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            ),
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// Longest accepted `X-Request-Id`.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Checks a client's `X-Request-Id` before it is echoed or logged: 1 to [`MAX_REQUEST_ID_LEN`]
+/// characters from `A–Z a–z 0–9 - _ . : / + = @`. Anything else is a 400 problem.
+pub fn check_request_id(headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(value) = header_text(headers, "x-request-id", "invalid-request-id")? else {
+        return Ok(());
+    };
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b);
+    if value.is_empty() || value.len() > MAX_REQUEST_ID_LEN || !value.bytes().all(allowed) {
+        return Err(Problem::bad_request(
+            "invalid-request-id",
+            format!(
+                "X-Request-Id must be 1 to {MAX_REQUEST_ID_LEN} characters from A-Z a-z 0-9 - _ . : / + = @"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a W3C Trace Context `traceparent`: `version-traceid-parentid-flags` in lowercase hex,
+/// with non-zero ids. Version `ff` is invalid; a later version may append fields after the flags.
+pub fn parse_traceparent(value: &str) -> Result<String, Problem> {
+    let invalid = || {
         Problem::bad_request(
-            "invalid-if-match",
-            format!("If-Match must be one ETag as returned by this API, like \"3\"; got {value:?}"),
+            "invalid-traceparent",
+            format!(
+                "traceparent must be a W3C Trace Context value like \"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"; got {value:?}"
+            ),
         )
-    })
+    };
+    let hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let mut parts = value.split('-');
+    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let rest_ok = if version == "00" {
+        parts.next().is_none()
+    } else {
+        true
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace_id, 32)
+        && trace_id.bytes().any(|b| b != b'0')
+        && hex(parent_id, 16)
+        && parent_id.bytes().any(|b| b != b'0')
+        && hex(flags, 2)
+        && rest_ok;
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(invalid())
+    }
+}
+
+/// Parses an `If-Match` value carrying one ETag as this API issues them: `"3"` (or the weak form
+/// `W/"3"`): a decimal version of 1 to 18 digits. Anything else (`*`, a list, a bare number) is
+/// a 400 problem: the API document states exactly this grammar.
+pub fn parse_if_match(value: &str) -> Result<u64, Problem> {
+    let tag = value.strip_prefix("W/").unwrap_or(value);
+    let digits = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+    match digits {
+        Some(digits)
+            if (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            digits.parse().map_err(|_| invalid_if_match(value))
+        }
+        _ => Err(invalid_if_match(value)),
+    }
+}
+
+fn invalid_if_match(value: &str) -> Problem {
+    Problem::bad_request(
+        "invalid-if-match",
+        format!("If-Match must be one ETag as returned by this API, like \"3\"; got {value:?}"),
+    )
 }
 
 /// The fingerprint of a request for idempotency: method, path and body.
@@ -295,9 +421,28 @@ mod tests {
     fn if_match_accepts_the_etags_we_issue() {
         assert_eq!(parse_if_match("\"3\"").unwrap(), 3);
         assert_eq!(parse_if_match("W/\"12\"").unwrap(), 12);
-        assert_eq!(parse_if_match(" 7 ").unwrap(), 7);
-        assert!(parse_if_match("*").is_err());
-        assert!(parse_if_match("\"abc\"").is_err());
+        assert_eq!(parse_if_match("\"0\"").unwrap(), 0);
+        let largest = "9".repeat(18);
+        assert_eq!(
+            parse_if_match(&format!("\"{largest}\"")).unwrap(),
+            999_999_999_999_999_999
+        );
+        assert_eq!(parse_if_match("\"007\"").unwrap(), 7);
+        for refused in [
+            "*",
+            "\"abc\"",
+            "7",
+            "\"\"",
+            "\"1\", \"2\"",
+            "\"+1\"",
+            "w/\"1\"",
+        ] {
+            assert!(parse_if_match(refused).is_err(), "{refused:?}");
+        }
+        assert!(
+            parse_if_match(&format!("\"{largest}9\"")).is_err(),
+            "19 digits"
+        );
     }
 
     #[test]
@@ -309,14 +454,184 @@ mod tests {
             HeaderValue::from_static("Bearer  abc.def.ghi "),
         );
         assert_eq!(bearer_token(&headers).unwrap(), "abc.def.ghi");
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer_token(&headers).unwrap_err().status, 401);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bEARER xyz"),
+        );
+        assert_eq!(
+            bearer_token(&headers).unwrap(),
+            "xyz",
+            "the scheme is case-insensitive"
+        );
+        for refused in [
+            "Basic abc",
+            "Bearer",
+            "Bearer   ",
+            "Bearerabc",
+            "Bearer\tabc",
+        ] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(refused));
+            assert_eq!(
+                bearer_token(&headers).unwrap_err().status,
+                401,
+                "{refused:?}"
+            );
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        headers
+    }
+
+    fn refused_as(pairs: &[(&'static str, &[u8])]) -> String {
+        let problem = CommandHeaders::from_headers(&headers(pairs)).unwrap_err();
+        assert_eq!(problem.status, 400);
+        problem.code.clone()
+    }
+
+    #[test]
+    fn every_command_header_is_used_or_refused() {
+        let parsed = CommandHeaders::from_headers(&headers(&[
+            ("idempotency-key", b" key-1 "),
+            ("if-match", b"\"2\""),
+            ("x-correlation-id", b"0190d3c8-6f2e-7c3a-9a4b-2f1e0d9c8b7a"),
+            ("x-request-id", b"0190d3c8-6f2e-7c3a-9a4b-000000000001"),
+            (
+                "traceparent",
+                b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(parsed.idempotency_key.as_deref(), Some("key-1"));
+        assert_eq!(parsed.if_match, Some(2));
+        assert_eq!(
+            parsed.correlation_id.to_string(),
+            "0190d3c8-6f2e-7c3a-9a4b-2f1e0d9c8b7a"
+        );
+        assert_eq!(
+            parsed.request_id.map(|id| id.to_string()).as_deref(),
+            Some("0190d3c8-6f2e-7c3a-9a4b-000000000001")
+        );
+        assert!(parsed.traceparent.is_some());
+
+        assert_eq!(
+            refused_as(&[("idempotency-key", "réf-42".as_bytes())]),
+            "invalid-idempotency-key"
+        );
+        assert_eq!(
+            refused_as(&[("idempotency-key", b"a b")]),
+            "invalid-idempotency-key"
+        );
+        assert_eq!(
+            refused_as(&[("idempotency-key", b"")]),
+            "invalid-idempotency-key"
+        );
+        let empty = CommandHeaders::from_headers(&headers(&[("if-match", b" ")])).unwrap();
+        assert_eq!(
+            empty.if_match, None,
+            "an empty If-Match sets no precondition"
+        );
+        let empty = CommandHeaders::from_headers(&headers(&[("traceparent", b"")])).unwrap();
+        assert_eq!(
+            empty.traceparent, None,
+            "an empty traceparent carries no context"
+        );
+        assert_eq!(
+            refused_as(&[("x-correlation-id", b"")]),
+            "invalid-correlation-id"
+        );
+        assert_eq!(
+            refused_as(&[("idempotency-key", &[b'k'; 256])]),
+            "invalid-idempotency-key"
+        );
+        assert!(
+            CommandHeaders::from_headers(&headers(&[("idempotency-key", &[b'k'; 255])])).is_ok()
+        );
+        assert_eq!(
+            refused_as(&[("idempotency-key", b"a"), ("idempotency-key", b"b")]),
+            "invalid-idempotency-key"
+        );
+        assert_eq!(
+            refused_as(&[("if-match", "\"é\"".as_bytes())]),
+            "invalid-if-match"
+        );
+        assert_eq!(
+            refused_as(&[("x-correlation-id", b"order-42")]),
+            "invalid-correlation-id"
+        );
+        assert_eq!(
+            refused_as(&[("x-correlation-id", b"0190d3c86f2e7c3a9a4b2f1e0d9c8b7a")]),
+            "invalid-correlation-id"
+        );
+        assert_eq!(
+            refused_as(&[("traceparent", b"hello")]),
+            "invalid-traceparent"
+        );
+        // A request id that is valid but not a UUID is no causation id; the correlation is new.
+        let parsed = CommandHeaders::from_headers(&headers(&[("x-request-id", b"req-7")])).unwrap();
+        assert_eq!(parsed.request_id, None);
+    }
+
+    #[test]
+    fn traceparent_follows_the_w3c_format() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(parse_traceparent(ok).unwrap(), ok);
+        // A later version may carry more fields.
+        assert!(
+            parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra")
+                .is_ok()
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_id_is_checked_before_it_is_echoed() {
+        assert!(check_request_id(&headers(&[])).is_ok());
+        assert!(check_request_id(&headers(&[("x-request-id", b"abc-1.2:3/4+5=6@7_8")])).is_ok());
+        assert!(
+            check_request_id(&headers(&[("x-request-id", &[b'a'; MAX_REQUEST_ID_LEN])])).is_ok()
+        );
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"<script>",
+            b"a\"b",
+            &[b'a'; MAX_REQUEST_ID_LEN + 1],
+        ] {
+            let problem = check_request_id(&headers(&[("x-request-id", bad)])).unwrap_err();
+            assert_eq!(
+                (problem.status, problem.code.as_str()),
+                (400, "invalid-request-id")
+            );
+        }
     }
 
     #[test]
     fn a_blank_optional_body_is_the_default_and_any_other_must_be_json() {
         assert_eq!(
             parse_optional_json::<Vec<u8>>(b" \r\n").unwrap(),
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            parse_optional_json::<Vec<u8>>(b" null ").unwrap(),
             Vec::<u8>::new()
         );
         assert_eq!(parse_optional_json::<Vec<u8>>(b"[1]").unwrap(), vec![1]);

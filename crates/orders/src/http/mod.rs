@@ -1,6 +1,7 @@
 //! The HTTP API: routes, middleware, and the mapping of every error to a problem+json response.
 
 pub mod consistency;
+mod contract;
 mod dto;
 mod errors;
 mod extract;
@@ -11,6 +12,7 @@ mod openapi;
 mod orders;
 mod problem;
 mod queries;
+mod waits;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -27,9 +29,13 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use dto::{CancelOrderRequest, CreateOrderRequest, OrderResponse, ShipOrderRequest};
-pub use extract::{CommandHeaders, bearer_token, parse_if_match, parse_json, parse_optional_json};
-pub use openapi::ApiDoc;
+pub use extract::{
+    CommandHeaders, MAX_REQUEST_ID_LEN, bearer_token, check_request_id, parse_if_match, parse_json,
+    parse_optional_json, parse_traceparent,
+};
+pub use openapi::{ApiDoc, document};
 pub use problem::Problem;
+pub use waits::{MAX_WAITS_PER_CALLER, WaitSlots};
 
 use crate::auth::JwtKeys;
 use crate::cache::OrderCache;
@@ -52,6 +58,8 @@ pub struct AppState {
     pub cache: Option<OrderCache>,
     /// Longest a query waits for the read model to reach `min_position`.
     pub read_wait: Duration,
+    /// Queries waiting for the read model, per caller.
+    pub waits: WaitSlots,
 }
 
 /// Limits applied to every request.
@@ -84,9 +92,10 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    // Outermost first: request id → trace span → panic guard → timeout → compression → body limit.
+    // Outermost first: metrics (so that every answer is counted, 408s and refused request ids
+    // included) → request id check → request id → trace span → panic guard → timeout →
+    // compression → body limit.
     api.layer(axum::middleware::map_response(queries_retry_after))
-        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
@@ -95,11 +104,30 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             axum::response::IntoResponse::into_response(Problem::internal())
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
+        // 5xx answers are logged at WARN here: the ones the server is to blame for log their
+        // cause at ERROR where they happen (errors.rs); a slow read model is not an error.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
+        }).on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(refuse_bad_request_id))
+        .layer(axum::middleware::from_fn(metrics::track))
+}
+
+/// A client's `X-Request-Id` is echoed and logged, so it is checked first (see
+/// [`extract::check_request_id`]); a bad one is refused before anything else runs.
+async fn refuse_bad_request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match extract::check_request_id(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(problem) => {
+            tracing::info!(method = %request.method(), path = %request.uri().path(), "refused a malformed X-Request-Id");
+            axum::response::IntoResponse::into_response(problem)
+        }
+    }
 }
 
 async fn queries_retry_after(response: axum::response::Response) -> axum::response::Response {
@@ -113,7 +141,10 @@ async fn timeout_as_problem(response: axum::response::Response) -> axum::respons
             .headers()
             .contains_key(axum::http::header::CONTENT_TYPE)
     {
-        let detail = "the request took longer than the server allows; retry, with an Idempotency-Key for writes";
+        // Logged inside the request span; a command carries on to its end regardless (see
+        // `orders::run`), so the client must retry with its Idempotency-Key to learn the outcome.
+        tracing::warn!("request timed out; answered 408");
+        let detail = "the request took longer than the server allows; a command may still have been applied: retry with the same Idempotency-Key to learn its outcome";
         return axum::response::IntoResponse::into_response(Problem::new(
             StatusCode::REQUEST_TIMEOUT,
             "request-timeout",

@@ -1,17 +1,19 @@
 //! The order endpoints.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{CancelOrder, CreateOrder, OrderAggregate, OrderCommand, ShipOrder};
 use event_store::EventStore;
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::consistency::ConsistencyToken;
 use super::dto::{
-    CancelOrderRequest, CreateOrderRequest, EventsPage, EventsQuery, OrderResponse,
+    CancelOrderRequest, CreateOrderRequest, EventResponse, EventsPage, EventsQuery, OrderResponse,
     ShipOrderRequest,
 };
 use super::extract::{ApiQuery, CommandHeaders, JsonBody, OptionalJsonBody, OrderId};
@@ -21,14 +23,10 @@ use crate::auth::{Principal, Role};
 use crate::commands::{AccessDenied, CommandContext, IdempotencyKey};
 
 /// Largest page of events one request returns.
-const MAX_EVENTS_PAGE: usize = 1_000;
+pub(super) const MAX_EVENTS_PAGE: usize = 1_000;
 
 /// Place an order.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = CreateOrderRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a retry returns the original response"),
-        ("X-Correlation-Id" = Option<Uuid>, Header, description = "Correlation id stored in the events' metadata"),
-    ),
     responses(
         (status = 201, description = "Created; `Location` and `ETag` set", body = OrderResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
@@ -80,13 +78,13 @@ pub async fn create_order(
         headers,
         method: Method::POST,
         path: "/orders".into(),
-        raw: &body.raw,
+        raw: body.raw.clone(),
     };
     run(&state, request, order_id, command, StatusCode::CREATED).await
 }
 
 /// Confirm an order (staff).
-#[utoipa::path(post, path = "/orders/{id}/confirm", tag = "orders", params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version as an ETag, e.g. \"1\"")),
+#[utoipa::path(post, path = "/orders/{id}/confirm", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn confirm_order(
@@ -102,7 +100,7 @@ pub async fn confirm_order(
         headers,
         method: Method::POST,
         path: format!("/orders/{id}/confirm"),
-        raw: &body.raw,
+        raw: body.raw.clone(),
     };
     run(
         &state,
@@ -115,7 +113,7 @@ pub async fn confirm_order(
 }
 
 /// Cancel an order (its customer, or staff).
-#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = CancelOrderRequest, params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = CancelOrderRequest, params(("id" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn cancel_order(
@@ -133,13 +131,13 @@ pub async fn cancel_order(
         headers,
         method: Method::POST,
         path: format!("/orders/{id}/cancel"),
-        raw: &body.raw,
+        raw: body.raw.clone(),
     };
     run(&state, request, id, command, StatusCode::OK).await
 }
 
 /// Ship an order (staff); carrier and tracking number are optional.
-#[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", request_body(content = Option<ShipOrderRequest>), params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", request_body(content = Option<ShipOrderRequest>), params(("id" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn ship_order(
@@ -163,13 +161,13 @@ pub async fn ship_order(
         headers,
         method: Method::POST,
         path: format!("/orders/{id}/ship"),
-        raw: &body.raw,
+        raw: body.raw.clone(),
     };
     run(&state, request, id, command, StatusCode::OK).await
 }
 
 /// Mark an order delivered (staff).
-#[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn deliver_order(
@@ -185,7 +183,7 @@ pub async fn deliver_order(
         headers,
         method: Method::POST,
         path: format!("/orders/{id}/deliver"),
-        raw: &body.raw,
+        raw: body.raw.clone(),
     };
     run(
         &state,
@@ -262,15 +260,28 @@ pub async fn get_order_events(
         return Err(Problem::order_not_found(id));
     }
     let from = query.from_version.unwrap_or(1).max(1);
-    let mut events = state
-        .handler
-        .store()
-        .load_events_from_version(id, from)
-        .await?;
-    let next_from_version = (events.len() > limit).then(|| from + limit as u64);
+    // Past the end (any u64 is a valid question): an empty page, without asking the store.
+    let mut events = if from > loaded.version {
+        Vec::new()
+    } else {
+        state
+            .handler
+            .store()
+            .load_events_from_version(id, from)
+            .await?
+    };
+    let next_from_version = (events.len() > limit).then(|| from.saturating_add(limit as u64));
     events.truncate(limit);
+    let customer = (principal.role == Role::Customer).then_some(principal.subject.as_str());
     let page = EventsPage {
-        events: events.into_iter().map(Into::into).collect(),
+        events: events
+            .into_iter()
+            .map(EventResponse::from)
+            .map(|event| match customer {
+                Some(subject) => event.for_customer(subject),
+                None => event,
+            })
+            .collect(),
         next_from_version,
     };
     Ok(with_etag(Json(page).into_response(), loaded.version))
@@ -286,23 +297,45 @@ fn staff_only(principal: &Principal) -> Result<(), Problem> {
 }
 
 /// What every command endpoint passes to [`run`].
-pub(super) struct CommandRequest<'a> {
+pub(super) struct CommandRequest {
     pub principal: Principal,
     pub headers: CommandHeaders,
     pub method: Method,
     pub path: String,
-    pub raw: &'a [u8],
+    pub raw: Bytes,
 }
 
 /// Executes `command` on order `id`, honouring `If-Match` and `Idempotency-Key`.
+///
+/// The command runs on a task of its own: a client that goes away, or a request that times out
+/// (408), does not cut it short half-way. It runs to its end and is logged and counted like any
+/// other; a retry with the same `Idempotency-Key` then learns its outcome.
 async fn run(
     state: &AppState,
-    request: CommandRequest<'_>,
+    request: CommandRequest,
     id: Uuid,
     command: OrderCommand,
     status: StatusCode,
 ) -> Result<Response, Problem> {
-    use tracing::Instrument;
+    let state = state.clone();
+    let span = tracing::Span::current();
+    tokio::spawn(
+        async move { run_to_end(&state, request, id, command, status).await }.instrument(span),
+    )
+    .await
+    .unwrap_or_else(|error| {
+        tracing::error!(%error, "a command task failed");
+        Err(Problem::internal())
+    })
+}
+
+async fn run_to_end(
+    state: &AppState,
+    request: CommandRequest,
+    id: Uuid,
+    command: OrderCommand,
+    status: StatusCode,
+) -> Result<Response, Problem> {
     let name = command.name();
     let span = tracing::info_span!(
         "command",
@@ -338,7 +371,7 @@ async fn run(
 
 async fn run_command(
     state: &AppState,
-    request: CommandRequest<'_>,
+    request: CommandRequest,
     id: Uuid,
     command: OrderCommand,
     status: StatusCode,
@@ -353,7 +386,7 @@ async fn run_command(
     let key = headers.idempotency_key.as_ref().map(|key| IdempotencyKey {
         scope: principal.subject.clone(),
         key: key.clone(),
-        request_hash: super::extract::request_hash(method.as_str(), &path, raw),
+        request_hash: super::extract::request_hash(method.as_str(), &path, &raw),
     });
     // No lookup up front: the key is read together with the order (or, for a creation, checked
     // by the append itself), so a keyed command costs no extra round trip.

@@ -11,13 +11,15 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::consistency;
+use super::dto::{ListedOrder, StatsResponse};
 use super::extract::ApiQuery;
+use super::waits;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
-use crate::projections::{ListQuery, ORDERS_PROJECTION, OrderView, Stats};
+use crate::projections::{ListQuery, ORDERS_PROJECTION};
 
 /// Largest page of `GET /orders`.
-const MAX_PAGE: usize = 100;
+pub(super) const MAX_PAGE: usize = 100;
 
 /// `GET /orders` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -43,8 +45,9 @@ pub struct ListParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderPage {
     /// The orders.
-    pub orders: Vec<OrderView>,
+    pub orders: Vec<ListedOrder>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<Uuid>,
     /// The read model's checkpoint when it answered.
     pub position: u64,
@@ -102,6 +105,7 @@ pub async fn list_orders(
     }
     let generation = caught_up(
         &state,
+        &principal,
         params.min_position,
         params.consistent_with.as_deref(),
     )
@@ -121,7 +125,7 @@ pub async fn list_orders(
     let next_cursor = (orders.len() > limit).then(|| orders[limit - 1].order_id);
     orders.truncate(limit);
     Ok(Json(OrderPage {
-        orders,
+        orders: orders.into_iter().map(ListedOrder::from).collect(),
         next_cursor,
         position: generation.1,
     })
@@ -130,7 +134,7 @@ pub async fn list_orders(
 
 /// Orders by status and revenue per day and currency (staff).
 #[utoipa::path(get, path = "/stats", tag = "queries", params(StatsParams),
-    responses((status = 200, body = Stats), (status = 400, body = Problem), (status = 403, body = Problem),
+    responses((status = 200, body = StatsResponse), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 422, description = "A consistency token names no stored write", body = Problem),
         (status = 503, description = "The read model did not reach consistent_with or min_position in time", body = Problem)),
     security(("bearer" = [])))]
@@ -144,6 +148,7 @@ pub async fn stats(
     }
     let (generation, _) = caught_up(
         &state,
+        &principal,
         params.min_position,
         params.consistent_with.as_deref(),
     )
@@ -154,18 +159,51 @@ pub async fn stats(
         .stats(generation)
         .await
         .map_err(read_model_down)?;
-    Ok(Json(stats).into_response())
+    Ok(Json(StatsResponse::from(stats)).into_response())
 }
 
 /// Waits (bounded) for the read model to include `min_position` and the writes `tokens` names;
 /// returns (generation, checkpoint).
+///
+/// A position the feed has not issued is refused at once (it could only be waited for in vain),
+/// and a caller may have at most [`waits::MAX_WAITS_PER_CALLER`] queries waiting at a time.
 async fn caught_up(
     state: &AppState,
+    principal: &Principal,
     min_position: Option<u64>,
     tokens: Option<&str>,
 ) -> Result<(i32, u64), Problem> {
+    if min_position.is_none() && tokens.is_none() {
+        return current(state).await;
+    }
     let deadline = tokio::time::Instant::now() + state.read_wait;
     let tokens = tokens.map(consistency::parse_tokens).transpose()?;
+    if let Some(position) = min_position {
+        let head = state
+            .projections
+            .read_model
+            .feed_head()
+            .await
+            .map_err(read_model_down)?;
+        if position > head {
+            return Err(Problem::bad_request(
+                "position-not-issued",
+                format!(
+                    "min_position {position} is beyond the last position the feed has issued ({head}); pass a position from the feed or from an order's events"
+                ),
+            ));
+        }
+    }
+    let _slot = state.waits.try_take(&principal.subject).ok_or_else(|| {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-waits",
+            format!(
+                "this caller already has {} queries waiting for the read model; wait for one to finish",
+                waits::MAX_WAITS_PER_CALLER
+            ),
+        )
+    })?;
     let written = match &tokens {
         Some(tokens) => Some(consistency::resolve(state.handler.store(), tokens, deadline).await?),
         None => None,
@@ -209,9 +247,12 @@ fn read_model_down(error: sqlx::Error) -> Problem {
     Problem::unavailable()
 }
 
-/// Adds `Retry-After` to a 503 problem response.
+/// Adds `Retry-After` to a 503 or 429 problem response.
 pub fn retry_after(mut response: Response) -> Response {
-    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+    if matches!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+    ) {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

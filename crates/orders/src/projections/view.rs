@@ -63,9 +63,11 @@ impl SummaryDelta {
     }
 
     fn revenue(&mut self, day: NaiveDate, currency: &str, orders: i64, total: i64) {
+        // Saturating: order totals are capped (domain::MAX_ORDER_TOTAL_MINOR), so only events
+        // written before the cap could get here, and a wrong sum beats a panicking fold.
         let entry = self.revenue.entry((day, currency.to_owned())).or_default();
-        entry.0 += orders;
-        entry.1 += total;
+        entry.0 = entry.0.saturating_add(orders);
+        entry.1 = entry.1.saturating_add(total);
     }
 
     /// Drops entries that cancelled out.
@@ -160,7 +162,7 @@ pub fn apply(
                     confirmed_at.date_naive(),
                     &row.currency,
                     -1,
-                    -row.total_minor,
+                    row.total_minor.saturating_neg(),
                 );
             }
         }

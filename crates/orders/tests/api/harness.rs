@@ -57,13 +57,17 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
             request_timeout: Duration::from_secs(30),
             body_limit: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            max_http_connections: 1024,
         },
         jwt_secret: Some("test-secret-that-is-long-enough-for-hs256".into()),
+        token_max_ttl: orders::auth::DEFAULT_MAX_TOKEN_TTL,
         handler: HandlerConfig {
             snapshot_every: 3,
             max_attempts: 5,
             ..HandlerConfig::default()
         },
+        idempotency_retention: Duration::from_secs(24 * 3600),
         redis_url: Some(test_support::redis::url()),
         cache: CacheConfig {
             prefix: test_support::redis::unique_prefix(),

@@ -7,14 +7,18 @@ mod harness;
 mod auth;
 mod cache;
 mod concurrency;
+mod connections;
 mod errors;
+mod hostile;
 mod idempotency;
 mod lifecycle;
 mod metrics;
 mod operations;
+mod parity;
 mod queries;
 mod restart;
 mod round_trips;
+mod snapshots;
 
 /// Runs each listed scenario once against SQLite and once against PostgreSQL.
 #[macro_export]

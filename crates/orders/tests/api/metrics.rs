@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::harness::{Backend, TestApp, spawn_app_with};
 
 /// The sum of the series named `name` whose labels include every `label="value"` given.
-fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
+pub(crate) fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()
         .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
         .filter(|line| labels.iter().all(|label| line.contains(label)))
@@ -16,7 +16,7 @@ fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -38,12 +38,12 @@ async fn metrics_move_with_traffic() {
     let before = scrape(&app).await;
     let customer = Uuid::now_v7();
     let id = app.create_order(customer).await;
-    assert_eq!(
-        app.post(&format!("/orders/{id}/confirm"), &app.staff(), None)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let confirmed = app
+        .post(&format!("/orders/{id}/confirm"), &app.staff(), None)
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let confirmed: serde_json::Value = confirmed.json().await.unwrap();
+    let created_token = format!("{id}:1");
     assert_eq!(
         app.post(&format!("/orders/{id}/confirm"), &app.staff(), None)
             .await
@@ -56,10 +56,16 @@ async fn metrics_move_with_traffic() {
         .await;
     app.get(&format!("/orders/{}", Uuid::now_v7()), &app.staff())
         .await;
-    let list = app.get("/orders?min_position=1", &app.staff()).await;
+    let list = app
+        .get(
+            &format!("/orders?consistent_with={created_token}"),
+            &app.staff(),
+        )
+        .await;
     assert_eq!(list.status(), StatusCode::OK);
-    // The list query waited for the read model to reach position 1 only; the projection counts
-    // the confirmation a moment later. Scrape until it has, within a generous deadline.
+    assert!(confirmed["consistency_token"].is_string());
+    // The list query waited for the read model to include the creation only; the projection
+    // counts the confirmation a moment later. Scrape until it has, within a generous deadline.
     let projected = |text: &str| {
         value(text, "projection_events_total", &["projection=\"orders\""])
             - value(

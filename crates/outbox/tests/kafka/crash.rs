@@ -4,14 +4,27 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::harness::{assert_matches_store, consume, load, setup};
+use event_store::EventStore;
+
+use crate::harness::{Setup, assert_matches_store, consume, load, setup, setup_sqlite};
 
 const BATCH: usize = 50;
 const WINDOW: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_killed_mid_batch_and_restarted_loses_nothing() {
-    let setup = setup().await;
+    killed_mid_batch_and_restarted(setup().await).await;
+}
+
+/// The same on SQLite, the default backend, whose feed is numbered at commit (no sequencer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_relay_killed_mid_batch_and_restarted_loses_nothing() {
+    killed_mid_batch_and_restarted(setup_sqlite().await).await;
+}
+
+async fn killed_mid_batch_and_restarted<S: EventStore + Clone + Send + Sync + 'static>(
+    setup: Setup<S>,
+) {
     load(&setup.store, 100, 20, 4).await;
     let head = setup.wait_head(2000).await;
     assert_eq!(head, 2000);

@@ -4,40 +4,82 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use event_store::EventStore;
 use event_store_postgres::PostgresEventStore;
+use event_store_sqlite::SqliteEventStore;
 use outbox::event::headers;
 use uuid::Uuid;
 
-use crate::harness::{assert_matches_store, consume, load, setup};
+use crate::harness::{Setup, assert_matches_store, consume, load, setup, setup_sqlite};
 
-/// Inserts an event the way an append does (event row plus feed queue entry) in an explicit
-/// transaction, then rolls it back.
-async fn rolled_back_write(store: &PostgresEventStore, order: Uuid, version: i64) -> Uuid {
-    let event_id = Uuid::now_v7();
-    let mut tx = store.pool().begin().await.unwrap();
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO events (event_id, aggregate_id, aggregate_type, version, event_type, schema_version, payload, metadata)
-         VALUES ($1, $2, 'Order', $3, 'RolledBack', 1, '{}', '{}') RETURNING seq",
-    )
-    .bind(event_id)
-    .bind(order)
-    .bind(version)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO feed_queue (seq) VALUES ($1)")
-        .bind(seq)
+/// A write that rolls back, on a backend's own tables.
+pub trait RolledBackWrite {
+    /// Inserts an event the way an append does in an explicit transaction, holds it open a
+    /// moment, then rolls it back; returns its event id.
+    fn rolled_back_write(&self, order: Uuid, version: i64) -> impl Future<Output = Uuid> + Send;
+}
+
+impl RolledBackWrite for PostgresEventStore {
+    async fn rolled_back_write(&self, order: Uuid, version: i64) -> Uuid {
+        let event_id = Uuid::now_v7();
+        let mut tx = self.pool().begin().await.unwrap();
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO events (event_id, aggregate_id, aggregate_type, version, event_type, schema_version, payload, metadata)
+             VALUES ($1, $2, 'Order', $3, 'RolledBack', 1, '{}', '{}') RETURNING seq",
+        )
+        .bind(event_id)
+        .bind(order)
+        .bind(version)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO feed_queue (seq) VALUES ($1)")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.rollback().await.unwrap();
+        event_id
+    }
+}
+
+impl RolledBackWrite for SqliteEventStore {
+    async fn rolled_back_write(&self, order: Uuid, version: i64) -> Uuid {
+        let event_id = Uuid::now_v7();
+        let mut tx = self.writer().begin().await.unwrap();
+        // The position is taken at insert (AUTOINCREMENT); a rollback gives it back.
+        sqlx::query(
+            "INSERT INTO events (event_id, aggregate_id, aggregate_type, version, event_type, schema_version, payload, metadata, recorded_at)
+             VALUES (?1, ?2, 'Order', ?3, 'RolledBack', 1, '{}', '{}', '2026-01-01T00:00:00Z')",
+        )
+        .bind(event_id.hyphenated().to_string())
+        .bind(order.hyphenated().to_string())
+        .bind(version)
         .execute(&mut *tx)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    tx.rollback().await.unwrap();
-    event_id
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.rollback().await.unwrap();
+        event_id
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_committed_event_arrives_once_in_order_and_no_rolled_back_one() {
-    let setup = setup().await;
+    every_committed_event_arrives_once(setup().await).await;
+}
+
+/// The same on SQLite, the default backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_every_committed_event_arrives_once_in_order_and_no_rolled_back_one() {
+    every_committed_event_arrives_once(setup_sqlite().await).await;
+}
+
+async fn every_committed_event_arrives_once<S>(setup: Setup<S>)
+where
+    S: EventStore + RolledBackWrite + Clone + Send + Sync + 'static,
+{
     // Some events before the relay starts, more while it runs, with rollbacks among them.
     let early = load(&setup.store, 10, 3, 4).await;
     let relay = setup.relay(100);
@@ -46,8 +88,8 @@ async fn every_committed_event_arrives_once_in_order_and_no_rolled_back_one() {
         let mut ids = Vec::new();
         for i in 0..10 {
             // A new order that never commits, and a version 4 of an existing one.
-            ids.push(rolled_back_write(&store, Uuid::now_v7(), 1).await);
-            ids.push(rolled_back_write(&store, early[i % early.len()], 4).await);
+            ids.push(store.rolled_back_write(Uuid::now_v7(), 1).await);
+            ids.push(store.rolled_back_write(early[i % early.len()], 4).await);
         }
         ids
     });

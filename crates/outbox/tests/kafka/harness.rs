@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use event_store::{EventStore, NewEvent, RecordedEvent};
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
+use event_store_sqlite::{SqliteEventStore, SqliteOptions};
 use outbox::check::Checker;
 use outbox::consume::{ConsumerOptions, EventConsumer, Received};
 use outbox::{KafkaConfig, Relay, RelayDb, RelayHandle};
@@ -15,15 +16,33 @@ use uuid::Uuid;
 
 pub const TOPIC: &str = "orders.events";
 
-pub struct Setup {
-    pub store: PostgresEventStore,
+pub struct Setup<S> {
+    pub store: S,
     pub broker: Tansu,
     pub shutdown: watch::Sender<bool>,
+    db: RelayDb,
     /// Dropped last (fields drop in order): the database goes when the test ends.
-    _database: test_support::postgres::TestDatabase,
+    _database: Database,
 }
 
-pub async fn setup() -> Setup {
+/// What holds a test's database until the test ends.
+enum Database {
+    Postgres {
+        _database: test_support::postgres::TestDatabase,
+    },
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+}
+
+fn broker() -> Tansu {
+    let broker = Tansu::start();
+    broker.create_topic(TOPIC);
+    broker
+}
+
+/// A fresh PostgreSQL database, a broker with the topic, no relay yet.
+pub async fn setup() -> Setup<PostgresEventStore> {
     let database = test_support::postgres::fresh_database().await;
     let options = PostgresOptions {
         max_connections: 20,
@@ -33,19 +52,40 @@ pub async fn setup() -> Setup {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let broker = Tansu::start();
-    broker.create_topic(TOPIC);
     Setup {
+        db: RelayDb::Postgres(store.pool().clone()),
         store,
-        broker,
+        broker: broker(),
         shutdown: watch::channel(false).0,
-        _database: database,
+        _database: Database::Postgres {
+            _database: database,
+        },
     }
 }
 
-impl Setup {
+/// A fresh SQLite file (the service's default backend), a broker with the topic, no relay yet.
+pub async fn setup_sqlite() -> Setup<SqliteEventStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteEventStore::open(dir.path().join("orders.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Setup {
+        db: RelayDb::Sqlite {
+            writer: store.writer().clone(),
+            reader: store.reader().clone(),
+            appended: Some(store.appended()),
+        },
+        store,
+        broker: broker(),
+        shutdown: watch::channel(false).0,
+        _database: Database::Sqlite { _dir: dir },
+    }
+}
+
+impl<S: EventStore + Clone + Send + Sync + 'static> Setup<S> {
     pub fn db(&self) -> RelayDb {
-        RelayDb::Postgres(self.store.pool().clone())
+        self.db.clone()
     }
 
     pub fn config(&self) -> KafkaConfig {
@@ -69,8 +109,8 @@ impl Setup {
         self.db().head().await.unwrap()
     }
 
-    /// Waits until the sequencer has numbered `events` events (appends return at commit; the
-    /// position comes a moment later).
+    /// Waits until the feed has numbered `events` events (on PostgreSQL, appends return at
+    /// commit and the sequencer numbers them a moment later).
     pub async fn wait_head(&self, events: u64) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -126,8 +166,8 @@ pub fn event(kind: &str) -> NewEvent {
 
 /// Appends `per_order` single-event appends to each of `orders` new orders from `writers`
 /// concurrent tasks, interleaving the orders. Returns the order ids.
-pub async fn load(
-    store: &PostgresEventStore,
+pub async fn load<S: EventStore + Clone + 'static>(
+    store: &S,
     orders: usize,
     per_order: usize,
     writers: usize,

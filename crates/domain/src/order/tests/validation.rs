@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use crate::order::{
     CancelOrder, CreateOrder, MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS,
-    MAX_TRACKING_NUMBER_LEN, OrderAggregate, OrderCancelled, OrderError, OrderEvent, OrderItem,
-    ShipOrder,
+    MAX_ORDER_TOTAL_MINOR, MAX_TRACKING_NUMBER_LEN, OrderAggregate, OrderCancelled, OrderError,
+    OrderEvent, OrderItem, ShipOrder,
 };
 use crate::testing::AggregateTest;
 use crate::testing::fixtures::*;
@@ -108,6 +108,62 @@ fn a_free_item_is_accepted() {
         panic!("expected one OrderCreated, got {order:?}");
     };
     assert_eq!(created.total.amount_minor(), 0);
+}
+
+#[test]
+fn an_order_total_of_exactly_the_maximum_is_accepted_and_one_more_is_not() {
+    let order = OrderTest::given_no_previous_events()
+        .when(create_with(vec![
+            item(BOOK_ID, "A", 1, MAX_ORDER_TOTAL_MINOR - 1),
+            item(PEN_ID, "B", 1, 1),
+        ]))
+        .into_result()
+        .unwrap();
+    let [OrderEvent::Created(created)] = order.as_slice() else {
+        panic!("expected one OrderCreated, got {order:?}");
+    };
+    assert_eq!(created.total.amount_minor(), MAX_ORDER_TOTAL_MINOR);
+    OrderTest::given_no_previous_events()
+        .when(create_with(vec![
+            item(BOOK_ID, "A", 1, MAX_ORDER_TOTAL_MINOR),
+            item(PEN_ID, "B", 1, 1),
+        ]))
+        .then_expect_error(OrderError::AmountOverflow);
+    // Two orders at the maximum (the sum a day's revenue makes) are far from i64's end.
+    assert!(MAX_ORDER_TOTAL_MINOR.checked_mul(900_000).is_some());
+}
+
+#[test]
+fn control_characters_are_refused_in_every_text_field() {
+    for control in ["\u{0}", "\u{7}", "\u{1b}", "\r\n", "\t", "\u{7f}", "\u{85}"] {
+        let text = format!("late{control}parcel");
+        OrderTest::given(vec![order_created()])
+            .when(CancelOrder {
+                reason: text.clone(),
+            })
+            .then_expect_error(OrderError::InvalidCancellationReason {
+                problem: "contains control characters (such as NUL, a line break or ESC)",
+            });
+        for (carrier, tracking, field) in [
+            (Some(text.as_str()), None, "carrier"),
+            (None, Some(text.as_str()), "tracking_number"),
+        ] {
+            OrderTest::given(vec![order_created(), order_confirmed()])
+                .when(ship(carrier, tracking))
+                .then_expect_error(OrderError::InvalidShippingDetails {
+                    field,
+                    problem: "must not contain control characters".to_owned(),
+                });
+        }
+    }
+    // Surrounding whitespace is trimmed first, and other scripts are text like any other.
+    OrderTest::given(vec![order_created()])
+        .when(CancelOrder {
+            reason: " \t Lieferung zu spät – 遅延 \n".to_owned(),
+        })
+        .then_expect(vec![OrderEvent::Cancelled(OrderCancelled {
+            reason: "Lieferung zu spät – 遅延".to_owned(),
+        })]);
 }
 
 #[test]

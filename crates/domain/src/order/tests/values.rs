@@ -97,8 +97,45 @@ fn a_negative_unit_price_is_rejected() {
 fn a_currency_must_be_three_uppercase_ascii_letters() {
     for bad in ["", "EU", "EURO", "eur", "E1R", "ÉUR"] {
         assert!(Currency::new(bad).is_err(), "{bad:?} should be rejected");
+        assert!(
+            Currency::from_stored(bad).is_err(),
+            "{bad:?} is not even stored"
+        );
     }
     assert_eq!(eur().as_str(), "EUR");
+}
+
+#[test]
+fn a_new_order_currency_must_be_on_the_iso_list_and_a_stored_one_need_not() {
+    for unlisted in ["ABC", "XYZ", "EUX"] {
+        assert_eq!(
+            Currency::new(unlisted),
+            Err(OrderError::InvalidCurrency {
+                code: unlisted.to_owned()
+            })
+        );
+        let stored: Currency = serde_json::from_value(json!(unlisted)).unwrap();
+        assert_eq!(
+            stored.as_str(),
+            unlisted,
+            "events written before keep loading"
+        );
+        assert_eq!(stored.minor_unit_exponent(), None);
+    }
+    for (code, exponent) in [("EUR", 2), ("JPY", 0), ("KWD", 3), ("USD", 2)] {
+        assert_eq!(
+            Currency::new(code).unwrap().minor_unit_exponent(),
+            Some(exponent)
+        );
+    }
+    let codes = Currency::all_codes();
+    assert!(codes.len() > 150, "{}", codes.len());
+    assert!(
+        codes.windows(2).all(|pair| pair[0] < pair[1]),
+        "sorted, each once"
+    );
+    assert!(codes.iter().all(|code| Currency::new(code).is_ok()));
+    assert!(codes.contains(&"CHF") && !codes.contains(&"ABC"));
 }
 
 #[test]

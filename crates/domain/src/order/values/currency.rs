@@ -6,17 +6,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::order::errors::{OrderError, preview};
 
-/// An ISO 4217 currency code such as `EUR`: exactly three ASCII uppercase letters.
+/// An ISO 4217 currency code such as `EUR`.
 ///
-/// Only the shape is checked, not membership in the ISO list: the list changes, and the payment
-/// provider is the authority on which currencies it accepts.
+/// A new order's currency must be on the ISO 4217 list (the `iso_currency` crate's copy of it:
+/// `ABC` is refused). A stored event's is only checked for its shape (three ASCII uppercase
+/// letters): the list changes (codes are withdrawn), and an event written under an older list must
+/// keep loading.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Currency(String);
 
 impl Currency {
-    /// Parses a code; anything but three ASCII uppercase letters is rejected.
+    /// Parses the code of a new order: an active ISO 4217 code, nothing else.
     pub fn new(code: &str) -> Result<Self, OrderError> {
+        match iso_currency::Currency::from_code(code) {
+            Some(_) => Ok(Self(code.to_owned())),
+            None => Err(OrderError::InvalidCurrency {
+                code: preview(code),
+            }),
+        }
+    }
+
+    /// Reads a stored code: three ASCII uppercase letters, listed or not (see the type's docs).
+    pub fn from_stored(code: &str) -> Result<Self, OrderError> {
         if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Self(code.to_owned()))
         } else {
@@ -30,13 +42,29 @@ impl Currency {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// How many decimal places its minor unit has (2 for EUR, 0 for JPY, 3 for KWD); `None` for
+    /// codes without one (such as XAU, gold) or no longer on the list.
+    pub fn minor_unit_exponent(&self) -> Option<u16> {
+        iso_currency::Currency::from_code(&self.0).and_then(|currency| currency.exponent())
+    }
+
+    /// Every code [`Currency::new`] accepts, sorted (the API document lists them).
+    pub fn all_codes() -> Vec<&'static str> {
+        let mut codes: Vec<&'static str> =
+            <iso_currency::Currency as iso_currency::IntoEnumIterator>::iter()
+                .map(|currency| currency.code())
+                .collect();
+        codes.sort_unstable();
+        codes
+    }
 }
 
 impl TryFrom<String> for Currency {
     type Error = OrderError;
 
     fn try_from(code: String) -> Result<Self, Self::Error> {
-        Self::new(&code)
+        Self::from_stored(&code)
     }
 }
 
