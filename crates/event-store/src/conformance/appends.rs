@@ -410,10 +410,11 @@ pub async fn idempotency_records_expire<S: EventStore>(store: S) {
         .append(append(id, ExpectedVersion::NoStream))
         .await
         .unwrap();
-    store
+    let young = store
         .purge_idempotency_records(std::time::Duration::from_secs(3600))
         .await
         .unwrap();
+    assert_eq!(young, 0, "no record of a test database is an hour old");
     assert_eq!(
         store.find_idempotency_record(&scope, "k").await.unwrap(),
         Some(record(&scope, "k")),
