@@ -7,6 +7,7 @@
 #
 #   scripts/schemathesis.sh                 # all four runs
 #   SCHEMATHESIS_MAX_EXAMPLES=300 scripts/schemathesis.sh
+#   SCHEMATHESIS_MIN_CASES=1000 (default): a run generating fewer cases fails
 #
 # Needs: the orders binary (built if missing), PostgreSQL at TEST_DATABASE_URL, Python 3
 # (schemathesis is installed with pip if missing).
@@ -17,6 +18,9 @@ BIN=${ORDERS_BIN:-target/debug/orders}
 SERVER_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-60}
 SEED=${SCHEMATHESIS_SEED:-20261201}
+# Fewer generated cases than this in a run fails it: a document change that starves the
+# generator (say, a constraint nothing can satisfy) must not pass as "no failures".
+MIN_CASES=${SCHEMATHESIS_MIN_CASES:-1000}
 SECRET=schemathesis-run-secret-0123456789abcdef
 
 log() { printf '\n== %s\n' "$*"; }
@@ -69,6 +73,7 @@ run() {
     customer) sub=$(python3 -c 'import uuid; print(uuid.uuid4())') ;;
   esac
   log "schemathesis: $backend, $role token"
+  local output="$work/schemathesis-$backend-$role.txt" cases
   if ! schemathesis --config-file scripts/schemathesis.toml run "$base/openapi.json" \
       --checks all \
       --header "Authorization: Bearer $(token "$role" "$sub")" \
@@ -77,7 +82,12 @@ run() {
       --seed "$SEED" \
       --workers 1 \
       --suppress-health-check too_slow,filter_too_much \
-      --report junit --report-dir "$work/reports-$backend-$role"; then
+      --report junit --report-dir "$work/reports-$backend-$role" | tee "$output"; then
+    failed=$((failed + 1))
+  fi
+  cases=$(grep -oE '[0-9]+ generated' "$output" | tail -n1 | grep -oE '[0-9]+' || echo 0)
+  if [ "$cases" -lt "$MIN_CASES" ]; then
+    log "schemathesis: $backend, $role token generated $cases cases, fewer than $MIN_CASES"
     failed=$((failed + 1))
   fi
 }
