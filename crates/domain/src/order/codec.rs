@@ -1,8 +1,9 @@
 //! [`DomainEvent`] for [`OrderEvent`]: stored names, schema versions and upcasting.
 //!
 //! To change a payload's shape: bump its `*_V` constant, keep decoding the old version in
-//! [`upcast`] by rewriting the old JSON into the new shape, add a golden fixture of the old
-//! version, and accept the new insta snapshot.
+//! [`upcast`] by rewriting the old JSON into the new shape, add the new version's golden fixture
+//! under `crates/domain/fixtures/events/` (the test names the file and its content; never edit
+//! an old one), and accept the new insta snapshot.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

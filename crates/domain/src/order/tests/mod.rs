@@ -2,6 +2,7 @@
 
 mod codec;
 mod errors;
+mod golden;
 mod harness;
 mod lifecycle;
 mod properties;
