@@ -78,7 +78,18 @@ impl Store {
                     sequencer: false,
                     ..PostgresOptions::default()
                 };
-                let store = PostgresEventStore::connect(url, options)
+                // Every transaction of these connections is read-only: an inspection cannot
+                // write, whatever a later change to the commands does.
+                let connect = url
+                    .parse::<sqlx::postgres::PgConnectOptions>()
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "DATABASE_URL {} is not a PostgreSQL URL: {e}",
+                            common::config::redact_password(url)
+                        )
+                    })?
+                    .options([("default_transaction_read_only", "on")]);
+                let store = PostgresEventStore::connect_with(connect, options)
                     .await
                     .map_err(|error| explain_postgres(error, url))?;
                 Self::Postgres(store)

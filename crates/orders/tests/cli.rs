@@ -574,3 +574,31 @@ async fn a_running_service_shows_no_secret_in_its_output_metrics_or_answers() {
         );
     }
 }
+
+/// What the inspection commands open on PostgreSQL cannot write: an append through it is refused
+/// by the server (read-only transactions), and the stream stays empty.
+#[tokio::test]
+async fn inspection_connections_to_postgres_are_read_only() {
+    use event_store::EventStore;
+    let database = test_support::postgres::fresh_database().await;
+    let config = common::DatabaseConfig {
+        database_url: Some(database.url().to_owned()),
+        data_dir: tempfile::tempdir().unwrap().path().to_path_buf(),
+        max_connections: 2,
+        group_commit: false,
+    };
+    orders::store::Store::open(&config).await.unwrap(); // migrates
+    let inspecting = orders::store::Store::open_existing(&config).await.unwrap();
+    let id = uuid::Uuid::now_v7();
+    let event = event_store::NewEvent::new("Order", "OrderConfirmed", 1, serde_json::json!({}));
+    let refused = inspecting.append_events(id, 0, vec![event]).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("read-only")
+                || std::error::Error::source(e)
+                    .is_some_and(|s| s.to_string().contains("read-only"))),
+        "{refused:?}"
+    );
+    assert_eq!(inspecting.get_current_version(id).await.unwrap(), 0);
+}

@@ -347,7 +347,12 @@ async fn a_caller_has_a_bounded_number_of_waiting_queries() {
             tokio::spawn(request)
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // While the projection is stalled only a refused query can finish: wait for it.
+    let deadline = Instant::now() + std::time::Duration::from_secs(15);
+    while !waiting.iter().any(tokio::task::JoinHandle::is_finished) {
+        assert!(Instant::now() < deadline, "no query was refused");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     sqlx::raw_sql("ROLLBACK").execute(&mut stall).await.unwrap();
     let mut statuses = Vec::new();
     for request in waiting {
