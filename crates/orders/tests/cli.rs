@@ -330,7 +330,6 @@ async fn create_one(store: orders::store::Store) {
 /// `feed tail --follow` prints the table's header once, however many pages follow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_tail_follow_prints_its_header_once() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let config = common::DatabaseConfig {
         database_url: None,
@@ -349,15 +348,7 @@ async fn feed_tail_follow_prints_its_header_once() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = stdout_lines(&mut child);
     let mut seen = Vec::new();
     let next = |seen: &mut Vec<String>| {
         let line = lines
@@ -386,6 +377,22 @@ async fn feed_tail_follow_prints_its_header_once() {
 /// Kills the child when dropped, so a failing assertion leaves no process behind.
 struct Running(std::process::Child);
 
+/// The lines `child` prints on its (piped) stdout, read on a thread of their own so that a full
+/// pipe never blocks it.
+fn stdout_lines(child: &mut Running) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.0.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -409,7 +416,6 @@ fn free_port() -> u16 {
 /// credentials (not as a Redis that did not answer), without the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_service_shows_no_secret_in_its_output_metrics_or_answers() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let database = test_support::postgres::fresh_database().await;
     let mut database_url = reqwest::Url::parse(database.url()).unwrap();
@@ -481,15 +487,7 @@ async fn a_running_service_shows_no_secret_in_its_output_metrics_or_answers() {
             .spawn()
             .unwrap(),
     );
-    let stdout = service.0.stdout.take().unwrap();
-    let (lines, banner) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let banner = stdout_lines(&mut service);
     let mut printed = String::new();
     let addr = loop {
         let line = banner

@@ -31,6 +31,37 @@ async fn post_with_key(
         .unwrap()
 }
 
+/// Retries the create under `key`: it must be answered from the original command's record
+/// (`Idempotent-Replayed: true`), and the customer must have exactly one order.
+async fn assert_retry_replays_the_one_order(
+    app: &TestApp,
+    token: &str,
+    key: &str,
+    body: &Value,
+    why: &str,
+) {
+    let retry = post_with_key(app, "/orders", token, key, body).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true"),
+        "{why}"
+    );
+    let retry: Value = retry.json().await.unwrap();
+    let written = retry["consistency_token"].as_str().unwrap();
+    let page = app
+        .query(&format!("/orders?consistent_with={written}"), token)
+        .await;
+    assert_eq!(
+        page["orders"].as_array().unwrap().len(),
+        1,
+        "one order: {page}"
+    );
+}
+
 /// A response without its `position`: on PostgreSQL a write answers before the feed numbers its
 /// event, and a later replay of it may already know the position. It is filled in when known and
 /// is not part of the answer's identity.
@@ -197,26 +228,14 @@ async fn a_command_that_timed_out_still_completes_and_its_retry_says_so() {
         .await
         .unwrap();
     drop(blocker);
-    let retry = post_with_key(&app, "/orders", &token, "slow-1", &body).await;
-    assert_eq!(retry.status(), StatusCode::CREATED);
-    assert_eq!(
-        retry
-            .headers()
-            .get("idempotent-replayed")
-            .map(|v| v.to_str().unwrap()),
-        Some("true"),
-        "the retry is answered from the timed-out command's record"
-    );
-    let retry: Value = retry.json().await.unwrap();
-    let written = retry["consistency_token"].as_str().unwrap();
-    let page = app
-        .query(&format!("/orders?consistent_with={written}"), &token)
-        .await;
-    assert_eq!(
-        page["orders"].as_array().unwrap().len(),
-        1,
-        "one order: {page}"
-    );
+    assert_retry_replays_the_one_order(
+        &app,
+        &token,
+        "slow-1",
+        &body,
+        "the retry is answered from the timed-out command's record",
+    )
+    .await;
 }
 
 /// A client that gives up and drops its connection mid-command (PostgreSQL): the command runs to
@@ -252,26 +271,14 @@ async fn a_command_whose_client_went_away_completes_and_its_retry_says_so() {
     drop(blocker);
     // The abandoned command commits once the lock is gone; its retry is answered from its record
     // (or, if it is still finishing, waits for it behind the key's lock).
-    let retry = post_with_key(&app, "/orders", &token, "gone-1", &body).await;
-    assert_eq!(retry.status(), StatusCode::CREATED);
-    assert_eq!(
-        retry
-            .headers()
-            .get("idempotent-replayed")
-            .map(|v| v.to_str().unwrap()),
-        Some("true"),
-        "the retry is answered from the abandoned command's record"
-    );
-    let retry: Value = retry.json().await.unwrap();
-    let written = retry["consistency_token"].as_str().unwrap();
-    let page = app
-        .query(&format!("/orders?consistent_with={written}"), &token)
-        .await;
-    assert_eq!(
-        page["orders"].as_array().unwrap().len(),
-        1,
-        "one order: {page}"
-    );
+    assert_retry_replays_the_one_order(
+        &app,
+        &token,
+        "gone-1",
+        &body,
+        "the retry is answered from the abandoned command's record",
+    )
+    .await;
 }
 
 /// Records expire (`ORDERS_IDEMPOTENCY_RETENTION`): once purged, the key is a new request, so
