@@ -68,7 +68,7 @@ fn header_parameters(method: &str) -> Vec<Value> {
         headers.extend([
             json!({
                 "name": "Idempotency-Key", "in": "header", "required": false,
-                "description": "Makes the command safe to retry: a retry gets the original answer, however it overlaps the original.",
+                "description": "Makes the command safe to retry: a retry gets the original answer, however it overlaps the original. Keys are remembered for the server's ORDERS_IDEMPOTENCY_RETENTION (24 hours by default); a later request under the same key is a new request.",
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}
             }),
             json!({
