@@ -25,6 +25,7 @@
 mod append;
 mod connections;
 mod errors;
+mod feed;
 mod group_commit;
 mod group_load;
 mod load;

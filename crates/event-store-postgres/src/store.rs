@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{
-    AppendRequest, AppendResult, EventStore, EventStoreError, FeedEvent, IdempotencyRecord,
-    LoadRequest, RecordedEvent, Result, Snapshot, StreamLoad,
+    AppendRequest, AppendResult, EventStore, EventStoreError, Feed, FeedBacklog, FeedEvent,
+    FeedWakeups, IdempotencyRecord, LoadRequest, RecordedEvent, Result, Snapshot, StreamLoad,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row};
@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::connections::{CommandConnections, release_after};
 use crate::errors::unavailable;
+use crate::feed::SharedWakeups;
 use crate::group_commit::{GroupCommit, GroupCommitOptions};
 use crate::group_load::GroupLoad;
 use crate::rows::{EVENT_COLUMNS, FEED_COLUMNS, feed_event, recorded_event, signed, unsigned};
@@ -116,6 +117,7 @@ pub struct PostgresEventStore {
     group_commit: Option<GroupCommit>,
     group_load: Option<GroupLoad>,
     sequencer: Option<Arc<Sequencer>>,
+    wakeups: Arc<SharedWakeups>,
 }
 
 impl PostgresEventStore {
@@ -185,6 +187,7 @@ impl PostgresEventStore {
             group_commit,
             group_load,
             sequencer,
+            wakeups: Arc::default(),
         }
     }
 
@@ -361,18 +364,6 @@ impl EventStore for PostgresEventStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
-        let rows = self.feed_rows(after, limit).await?;
-        rows.iter().map(recorded_event).collect()
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
-    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>> {
-        let rows = self.feed_rows(after, limit).await?;
-        rows.iter().map(feed_event).collect()
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
         let wait = async {
             loop {
@@ -460,5 +451,35 @@ impl EventStore for PostgresEventStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+impl Feed for PostgresEventStore {
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let rows = self.feed_rows(after, limit).await?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>> {
+        let rows = self.feed_rows(after, limit).await?;
+        rows.iter().map(feed_event).collect()
+    }
+
+    async fn head(&self) -> Result<u64> {
+        crate::feed::head(&self.pool).await
+    }
+
+    async fn committed_at(&self, position: u64) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        crate::feed::committed_at(&self.pool, position).await
+    }
+
+    async fn backlog(&self) -> Result<FeedBacklog> {
+        crate::feed::backlog(&self.pool).await
+    }
+
+    fn wakeups(&self) -> FeedWakeups {
+        self.wakeups.subscribe(&self.pool)
     }
 }

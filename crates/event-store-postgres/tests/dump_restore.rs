@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use event_store::{EventStore, ExpectedVersion, NewEvent};
+use event_store::{EventStore, ExpectedVersion, Feed, NewEvent};
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use serde_json::json;
 use uuid::Uuid;

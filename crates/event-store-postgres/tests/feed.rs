@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use event_store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
+use event_store::{EventStore, ExpectedVersion, Feed, NewEvent, RecordedEvent};
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use serde_json::json;
 use tokio::sync::Mutex;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use event_store::{
-    AppendRequest, AppendResult, EventStore, EventStoreError, FeedEvent, IdempotencyRecord,
-    RecordedEvent, Result, Snapshot,
+    AppendRequest, AppendResult, EventStore, EventStoreError, Feed, FeedBacklog, FeedEvent,
+    FeedWakeups, IdempotencyRecord, RecordedEvent, Result, Snapshot,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
@@ -154,11 +154,6 @@ impl SqliteEventStore {
     pub fn reader(&self) -> &SqlitePool {
         &self.reader
     }
-
-    /// Changes whenever this process commits an append (wake-up for feed readers).
-    pub fn appended(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
-    }
 }
 
 impl EventStore for SqliteEventStore {
@@ -249,18 +244,6 @@ impl EventStore for SqliteEventStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
-        let rows = self.feed_rows(after, limit).await?;
-        rows.iter().map(recorded_event).collect()
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
-    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>> {
-        let rows = self.feed_rows(after, limit).await?;
-        rows.iter().map(feed_event).collect()
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
         let position: Option<i64> = sqlx::query_scalar(
             "SELECT position FROM events WHERE aggregate_id = ?1 AND version = ?2",
@@ -342,5 +325,49 @@ impl EventStore for SqliteEventStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+impl Feed for SqliteEventStore {
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let rows = self.feed_rows(after, limit).await?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>> {
+        let rows = self.feed_rows(after, limit).await?;
+        rows.iter().map(feed_event).collect()
+    }
+
+    async fn head(&self) -> Result<u64> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        u64::try_from(head.unwrap_or(0))
+            .map_err(|_| EventStoreError::Corrupt(format!("the feed head is negative: {head:?}")))
+    }
+
+    async fn committed_at(&self, position: u64) -> Result<Option<DateTime<Utc>>> {
+        let Ok(position) = i64::try_from(position) else {
+            return Ok(None); // beyond any position SQLite can hold
+        };
+        sqlx::query_scalar("SELECT recorded_at FROM events WHERE position = ?1")
+            .bind(position)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn backlog(&self) -> Result<FeedBacklog> {
+        Ok(FeedBacklog::default()) // numbered inside the appending transaction
+    }
+
+    /// Ticks after every append of this process. Appends of another process on the same file
+    /// are seen by polling only.
+    fn wakeups(&self) -> FeedWakeups {
+        FeedWakeups::new(self.appended.subscribe())
     }
 }

@@ -3,6 +3,8 @@
 //! An event store keeps one append-only stream of events per aggregate and one store-wide feed over
 //! all of them. This crate holds what every backend shares:
 //!
+//! - the [`Feed`] trait, the store-wide feed as every read side consumes it (reading after a
+//!   position, the head, commit times, what holds the feed back, one shared wake-up source);
 //! - the [`EventStore`] trait with the four operations the design named (`append_events`,
 //!   `load_events`, `load_events_from_version`, `get_current_version`), snapshots, the global feed and
 //!   idempotency records;
@@ -46,6 +48,7 @@
 pub mod conformance;
 mod error;
 mod expected_version;
+mod feed;
 mod memory;
 pub mod retry;
 mod store;
@@ -53,6 +56,7 @@ mod types;
 
 pub use error::{EventStoreError, Result};
 pub use expected_version::ExpectedVersion;
+pub use feed::{Feed, FeedBacklog, FeedWakeups};
 pub use memory::InMemoryEventStore;
 pub use store::EventStore;
 pub use types::{

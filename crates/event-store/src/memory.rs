@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::retry::{StoredEventRef, classify_existing};
 use crate::{
-    AppendRequest, AppendResult, EventStore, EventStoreError, IdempotencyRecord, RecordedEvent,
-    Result, Snapshot,
+    AppendRequest, AppendResult, EventStore, EventStoreError, Feed, FeedBacklog, FeedWakeups,
+    IdempotencyRecord, RecordedEvent, Result, Snapshot,
 };
 
 #[derive(Default)]
@@ -24,9 +25,20 @@ struct State {
 
 /// An event store in a `Mutex`: every operation is atomic by construction. Cheap to clone; clones
 /// share the same data.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct InMemoryEventStore {
     state: Arc<Mutex<State>>,
+    /// Ticked after every append that wrote events.
+    appended: Arc<watch::Sender<u64>>,
+}
+
+impl Default for InMemoryEventStore {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            appended: Arc::new(watch::Sender::new(0)),
+        }
+    }
 }
 
 impl InMemoryEventStore {
@@ -115,11 +127,14 @@ impl EventStore for InMemoryEventStore {
             let index = stream.len() - 1;
             state.feed.push((request.aggregate_id, index));
         }
+        let last_position = state.feed.len() as u64;
+        drop(state);
+        self.appended.send_modify(|ticks| *ticks += 1);
         Ok(AppendResult {
             aggregate_id: request.aggregate_id,
             first_version: actual + 1,
             last_version: actual + count,
-            last_position: Some(state.feed.len() as u64),
+            last_position: Some(last_position),
             deduplicated: false,
         })
     }
@@ -166,18 +181,6 @@ impl EventStore for InMemoryEventStore {
         Ok(self.lock().snapshots.get(&aggregate_id).cloned())
     }
 
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
-        let state = self.lock();
-        let start = usize::try_from(after).unwrap_or(usize::MAX);
-        Ok(state
-            .feed
-            .iter()
-            .skip(start)
-            .take(limit)
-            .map(|(stream, index)| state.streams[stream][*index].clone())
-            .collect())
-    }
-
     async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {
         let state = self.lock();
         let index = usize::try_from(version.saturating_sub(1)).unwrap_or(usize::MAX);
@@ -219,5 +222,41 @@ impl EventStore for InMemoryEventStore {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+impl Feed for InMemoryEventStore {
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let state = self.lock();
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok(state
+            .feed
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|(stream, index)| state.streams[stream][*index].clone())
+            .collect())
+    }
+
+    async fn head(&self) -> Result<u64> {
+        Ok(self.lock().feed.len() as u64)
+    }
+
+    async fn committed_at(&self, position: u64) -> Result<Option<DateTime<Utc>>> {
+        let state = self.lock();
+        let index = usize::try_from(position)
+            .ok()
+            .and_then(|p| p.checked_sub(1));
+        Ok(index
+            .and_then(|i| state.feed.get(i))
+            .map(|(stream, index)| state.streams[stream][*index].recorded_at))
+    }
+
+    async fn backlog(&self) -> Result<FeedBacklog> {
+        Ok(FeedBacklog::default()) // numbered inside the append
+    }
+
+    fn wakeups(&self) -> FeedWakeups {
+        FeedWakeups::new(self.appended.subscribe())
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use uuid::Uuid;
 
 use crate::{
-    AppendRequest, AppendResult, EventStoreError, ExpectedVersion, FeedEvent, IdempotencyRecord,
+    AppendRequest, AppendResult, EventStoreError, ExpectedVersion, Feed, IdempotencyRecord,
     LoadRequest, NewEvent, RecordedEvent, Result, Snapshot, StreamLoad,
 };
 
@@ -16,9 +16,9 @@ use crate::{
 ///   concurrent appends to one stream have exactly one winner and never leave a version gap;
 /// - an append that repeats an earlier one (the same event ids in the same stream) succeeds without
 ///   writing, whatever version it expected;
-/// - every event gets a dense global position; [`read_all`](Self::read_all) returns events in
+/// - every event gets a dense global position in the store's [`Feed`], which returns events in
 ///   position order and never skips one that commits later.
-pub trait EventStore: Send + Sync {
+pub trait EventStore: Feed {
     /// Appends `events` to the stream `aggregate_id` if it is at `expected_version`.
     ///
     /// `expected_version` takes an [`ExpectedVersion`], a `u64`, or a signed integer as older
@@ -74,30 +74,6 @@ pub trait EventStore: Send + Sync {
         &self,
         aggregate_id: Uuid,
     ) -> impl Future<Output = Result<Option<Snapshot>>> + Send;
-
-    /// Up to `limit` events with a global position greater than `after`, in position order.
-    fn read_all(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
-
-    /// [`Self::read_all`] for consumers that forward events without interpreting them: the same
-    /// events, with payload and metadata as the stored JSON text. Backends read the text straight
-    /// from their rows; this default re-serializes what `read_all` parsed.
-    fn read_feed(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<FeedEvent>>> + Send {
-        async move {
-            self.read_all(after, limit)
-                .await?
-                .into_iter()
-                .map(FeedEvent::try_from)
-                .collect()
-        }
-    }
 
     /// The global position of a stored event, waiting (bounded) until it is assigned.
     fn global_position(

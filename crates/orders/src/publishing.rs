@@ -27,7 +27,6 @@ pub fn relay_db(store: &Store) -> RelayDb {
         Store::Sqlite(sqlite) => RelayDb::Sqlite {
             writer: sqlite.writer().clone(),
             reader: sqlite.reader().clone(),
-            appended: Some(sqlite.appended()),
         },
     }
 }

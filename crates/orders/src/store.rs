@@ -1,8 +1,9 @@
 //! The event store the configuration selects: PostgreSQL or the embedded SQLite file.
 
+use chrono::{DateTime, Utc};
 use event_store::{
-    AppendRequest, AppendResult, EventStore, IdempotencyRecord, LoadRequest, RecordedEvent, Result,
-    Snapshot, StreamLoad,
+    AppendRequest, AppendResult, EventStore, Feed, FeedBacklog, FeedEvent, FeedWakeups,
+    IdempotencyRecord, LoadRequest, RecordedEvent, Result, Snapshot, StreamLoad,
 };
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use event_store_sqlite::{SqliteEventStore, SqliteOptions};
@@ -166,6 +167,32 @@ impl Store {
     }
 }
 
+impl Feed for Store {
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        delegate!(self, s => s.read_all(after, limit).await)
+    }
+
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>> {
+        delegate!(self, s => s.read_feed(after, limit).await)
+    }
+
+    async fn head(&self) -> Result<u64> {
+        delegate!(self, s => s.head().await)
+    }
+
+    async fn committed_at(&self, position: u64) -> Result<Option<DateTime<Utc>>> {
+        delegate!(self, s => s.committed_at(position).await)
+    }
+
+    async fn backlog(&self) -> Result<FeedBacklog> {
+        delegate!(self, s => s.backlog().await)
+    }
+
+    fn wakeups(&self) -> FeedWakeups {
+        delegate!(self, s => s.wakeups())
+    }
+}
+
 impl EventStore for Store {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
         let started = std::time::Instant::now();
@@ -205,10 +232,6 @@ impl EventStore for Store {
 
     async fn load_snapshot(&self, aggregate_id: Uuid) -> Result<Option<Snapshot>> {
         delegate!(self, s => s.load_snapshot(aggregate_id).await)
-    }
-
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
-        delegate!(self, s => s.read_all(after, limit).await)
     }
 
     async fn global_position(&self, aggregate_id: Uuid, version: u64) -> Result<u64> {

@@ -1,12 +1,7 @@
-//! The relay's view of the database: the feed head, lag, wake-ups, and taking the lease.
+//! The relay's own rows in the store's database: its checkpoint and its lease. The feed itself
+//! (events, the head, commit times, wake-ups) comes through the store's `Feed` port.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 use crate::lease::Lease;
 
@@ -23,8 +18,6 @@ pub enum RelayDb {
         writer: SqlitePool,
         /// The store's read pool.
         reader: SqlitePool,
-        /// Ticks after every append of this process (`SqliteEventStore::appended`).
-        appended: Option<watch::Receiver<u64>>,
     },
 }
 
@@ -54,84 +47,6 @@ impl RelayDb {
             }
         };
         Ok(unsigned(position.unwrap_or(0)))
-    }
-
-    /// The highest position of the feed (0 when empty).
-    pub async fn head(&self) -> sqlx::Result<u64> {
-        let head: Option<i64> = match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar("SELECT MAX(position) FROM event_positions")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Self::Sqlite { reader, .. } => {
-                sqlx::query_scalar("SELECT MAX(position) FROM events")
-                    .fetch_one(reader)
-                    .await?
-            }
-        };
-        Ok(unsigned(head.unwrap_or(0)))
-    }
-
-    /// When the event at `position` was committed.
-    pub async fn recorded_at(&self, position: u64) -> sqlx::Result<Option<DateTime<Utc>>> {
-        let position = i64::try_from(position).unwrap_or(i64::MAX);
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT e.recorded_at FROM event_positions p JOIN events e ON e.seq = p.seq
-                     WHERE p.position = $1",
-                )
-                .bind(position)
-                .fetch_optional(pool)
-                .await
-            }
-            Self::Sqlite { reader, .. } => {
-                sqlx::query_scalar("SELECT recorded_at FROM events WHERE position = ?1")
-                    .bind(position)
-                    .fetch_optional(reader)
-                    .await
-            }
-        }
-    }
-
-    /// Notifies `wake` when new events are in the feed: `LISTEN orders_feed` on PostgreSQL (the
-    /// sequencer's NOTIFY), this process's appends on SQLite. The relay polls as well, so a lost
-    /// notification only costs latency.
-    pub fn spawn_waker(&self, wake: Arc<Notify>) -> JoinHandle<()> {
-        match self {
-            Self::Postgres(pool) => {
-                let pool = pool.clone();
-                tokio::spawn(async move {
-                    loop {
-                        match sqlx::postgres::PgListener::connect_with(&pool).await {
-                            Ok(mut listener) => {
-                                if listener.listen("orders_feed").await.is_ok() {
-                                    while listener.recv().await.is_ok() {
-                                        wake.notify_one();
-                                    }
-                                }
-                            }
-                            Err(error) => {
-                                tracing::debug!(%error, "LISTEN orders_feed failed; polling");
-                            }
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                })
-            }
-            Self::Sqlite { appended, .. } => {
-                let appended = appended.clone();
-                tokio::spawn(async move {
-                    let Some(mut appended) = appended else {
-                        return;
-                    };
-                    while appended.changed().await.is_ok() {
-                        wake.notify_one();
-                    }
-                })
-            }
-        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use crate::database::RelayDb;
+use event_store::Feed;
 
 /// Events acknowledged by the broker (redeliveries after a restart count again).
 pub const PUBLISHED: &str = "outbox_published_total";
@@ -33,17 +33,17 @@ impl LagGauge {
     }
 
     /// Updates the gauges for `checkpoint` if a second has passed since the last update.
-    pub(crate) async fn update(&mut self, db: &RelayDb, checkpoint: u64) {
+    pub(crate) async fn update(&mut self, feed: &impl Feed, checkpoint: u64) {
         if self.last.is_some_and(|t| t.elapsed().as_secs() < 1) {
             return;
         }
         self.last = Some(Instant::now());
-        let Ok(head) = db.head().await else { return };
+        let Ok(head) = feed.head().await else { return };
         let lag = head.saturating_sub(checkpoint);
         let seconds = if lag == 0 {
             0.0
         } else {
-            match db.recorded_at(checkpoint + 1).await {
+            match feed.committed_at(checkpoint + 1).await {
                 Ok(Some(oldest)) => (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1e3,
                 _ => 0.0,
             }

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_store::{EventStore, EventStoreError};
+use event_store::{EventStore, EventStoreError, FeedWakeups};
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
@@ -104,7 +104,7 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
 
     async fn run(self, status: watch::Sender<RelayStatus>, mut shutdown: watch::Receiver<bool>) {
         let wake = Arc::new(Notify::new());
-        let waker = AbortOnDrop(self.db.spawn_waker(wake.clone()));
+        let waker = AbortOnDrop(spawn_waker(self.store.wakeups(), wake.clone()));
         let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         // The producer is made before the lease is tried and kept while this instance stands by:
         // a new idempotent producer needs about half a second before it may send (librdkafka
@@ -234,7 +234,7 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
                         metrics::published(topic, events);
                         status.send_modify(|s| s.checkpoint = last);
                         backoff.reset();
-                        lag.update(&self.db, checkpoint).await;
+                        lag.update(&self.store, checkpoint).await;
                         if let Some(error) = failure {
                             self.failed(error, &mut pipeline, producer, backoff, shutdown)
                                 .await?;
@@ -250,7 +250,7 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
                 continue;
             }
             // Caught up.
-            lag.update(&self.db, checkpoint).await;
+            lag.update(&self.store, checkpoint).await;
             if last_check.elapsed() >= LEASE_CHECK_INTERVAL {
                 lease.check().await?;
                 last_check = tokio::time::Instant::now();
@@ -385,6 +385,16 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Forwards the store's feed wake-ups to `wake` (the relay also polls: a lost tick costs latency).
+fn spawn_waker(mut wakeups: FeedWakeups, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            wakeups.changed().await;
+            wake.notify_one();
+        }
+    })
 }
 
 fn stopping_now(shutdown: &watch::Receiver<bool>) -> bool {

@@ -33,7 +33,7 @@ use bench::db::BenchDatabase;
 use bench::stats::{Latency, median};
 use clap::Parser;
 use common::config::TelemetryConfig;
-use event_store::{EventStore, NewEvent};
+use event_store::{EventStore, Feed, NewEvent};
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use outbox::config::{Properties, parse_properties};
 use outbox::consume::{ConsumerOptions, EventConsumer};
@@ -131,7 +131,7 @@ async fn run(
     let store = PostgresEventStore::connect(&database.url, options).await?;
     store.migrate().await?;
     let db = RelayDb::Postgres(store.pool().clone());
-    load(&store, &db, args.events).await?;
+    load(&store, args.events).await?;
     let started = Instant::now();
     let messages = prebuilt(&store, args.events, args.batch_size).await?;
     let read = started.elapsed();
@@ -186,13 +186,13 @@ async fn run(
 
 /// Appends `events` order events, 10 per order in one append each, and waits until all have a
 /// position.
-async fn load(store: &PostgresEventStore, db: &RelayDb, events: usize) -> anyhow::Result<()> {
+async fn load(store: &PostgresEventStore, events: usize) -> anyhow::Result<()> {
     for _ in 0..events.div_ceil(10) {
         let batch = (0..10).map(|i| order_event(i + 1)).collect();
         store.append_events(Uuid::now_v7(), 0, batch).await?;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while db.head().await? < (events.div_ceil(10) * 10) as u64 {
+    while store.head().await? < (events.div_ceil(10) * 10) as u64 {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the sequencer did not number the events"
@@ -315,7 +315,7 @@ async fn relay_catch_up(
     database_url: &str,
 ) -> anyhow::Result<Duration> {
     let (stop, shutdown) = watch::channel(false);
-    let head = db.head().await?;
+    let head = store.head().await?;
     let relay = Relay::new(store.clone(), db.clone(), config(brokers, topic, args));
     let mut holder = PgConnection::connect(database_url).await?;
     sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
@@ -376,7 +376,7 @@ async fn commit_to_consume(
     // The relay first catches up with the throughput rounds' events (they are in the same feed);
     // measure only once it has and the consumer has received a first new event.
     relay
-        .wait_for_checkpoint(db.head().await?, Duration::from_secs(120))
+        .wait_for_checkpoint(store.head().await?, Duration::from_secs(120))
         .await;
     let warm_up = order_event(1);
     let warm_id = warm_up.event_id;

@@ -14,7 +14,7 @@
 //!   folded with the projection's own fold (`projections::batch::fold_batch`, over rows kept in
 //!   memory), and one per-row `INSERT … ON CONFLICT (order_id) DO UPDATE` per changed order into a
 //!   plain table `LIKE rm_order_details_g1 INCLUDING ALL`, one transaction per page → events/s;
-//! - (b) `orders::projections::rebuild::rebuild(&read_model, |_, _| {})` → events/s, with its
+//! - (b) `ReadModel::rebuild(|_, _| {})` (the engine's `Engine::rebuild`) → events/s, with its
 //!   fixed 2 s pause before dropping the old tables left out, and the ratio (b) ÷ (a) (target
 //!   ≥ 0.7). Both tables are compared row by row afterwards. `--profile` (or a ratio below 0.7)
 //!   adds a breakdown of one projection batch into its statements, with `EXPLAIN ANALYZE`;
@@ -58,7 +58,7 @@ use domain::{
 use event_store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 use orders::projections::batch::{BatchWrites, fold_batch, order_ids};
 use orders::projections::view::OrderView;
-use orders::projections::{ORDERS_PROJECTION, OnError, ReadModel, Tables, rebuild};
+use orders::projections::{OnError, ReadModel, Tables};
 use orders::store::Store;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
@@ -146,7 +146,7 @@ impl Args {
 }
 
 /// The rebuild's fixed pause between switching and dropping the old tables
-/// (`projections::rebuild::DROP_DELAY`, private there): left out of its events/s.
+/// (`read_model`'s `DROP_DELAY`, private there): left out of its events/s.
 const REBUILD_DROP_DELAY: Duration = Duration::from_secs(2);
 
 /// Longest wait for the sequencer or the read model to catch up.
@@ -213,8 +213,7 @@ async fn run(args: &Args, database: &BenchDatabase, work_dir: &Path) -> anyhow::
     );
 
     let read_model = ReadModel::for_store(&store);
-    let (generation, _) = read_model.register(ORDERS_PROJECTION).await?;
-    read_model.create_tables(generation).await?;
+    let generation = read_model.register().await?.generation;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "CREATE TABLE {BASELINE_TABLE} (LIKE {} INCLUDING ALL)",
         Tables::new(generation).details
@@ -253,13 +252,14 @@ async fn run(args: &Args, database: &BenchDatabase, work_dir: &Path) -> anyhow::
     let progress: Mutex<Vec<(Instant, u64)>> = Mutex::new(Vec::new());
     let cpu = CpuMark::now(None)?;
     let started = Instant::now();
-    let report = rebuild::rebuild(&read_model, |done, _head| {
-        if let Ok(mut marks) = progress.lock() {
-            marks.push((Instant::now(), done));
-        }
-    })
-    .await
-    .context("the rebuild failed")?;
+    let report = read_model
+        .rebuild(|done, _head| {
+            if let Ok(mut marks) = progress.lock() {
+                marks.push((Instant::now(), done));
+            }
+        })
+        .await
+        .context("the rebuild failed")?;
     let rebuild_wall = started.elapsed();
     let rebuild_cpu = cpu.since(None)?;
     let marks = progress.into_inner().unwrap_or_default();
@@ -605,18 +605,18 @@ async fn baseline(pool: &PgPool, batch: usize) -> anyhow::Result<Baseline> {
             .collect();
         let writes: BatchWrites = fold_batch(&events, current, after, OnError::Park);
         anyhow::ensure!(
-            writes.parked.is_empty(),
+            writes.applied.parked.is_empty(),
             "the fold parked {} events: {:?}",
-            writes.parked.len(),
-            writes.parked.first()
+            writes.applied.parked.len(),
+            writes.applied.parked.first()
         );
         let t2 = Instant::now();
         upsert_rows(&mut tx, &sql, &writes.rows).await?;
         tx.commit().await?;
         let t3 = Instant::now();
-        result.events += writes.events as u64;
+        result.events += writes.applied.events as u64;
         result.rows += writes.rows.len() as u64;
-        after = writes.last_position;
+        after = writes.applied.last_position;
         for row in writes.rows {
             state.insert(row.order_id, row);
         }
@@ -752,7 +752,7 @@ async fn profile(
             explain_at = Some((after, ids));
         }
         n += 1;
-        after = writes.last_position;
+        after = writes.applied.last_position;
         if events.len() < batch {
             break;
         }

@@ -166,3 +166,63 @@ pub async fn read_feed_agrees_with_read_all<S: EventStore>(store: S) {
     let text: serde_json::Value = serde_json::from_str(ours[0].payload.get()).unwrap();
     assert_eq!(text["text"], "crème brûlée ✓ \"quoted\"");
 }
+
+/// The head covers every numbered event, and a position's commit time is its event's.
+pub async fn head_and_commit_times_follow_the_feed<S: EventStore>(store: S) {
+    let id = Uuid::now_v7();
+    store
+        .append_events(id, ExpectedVersion::NoStream, events(2))
+        .await
+        .unwrap();
+    let position = store.global_position(id, 2).await.unwrap();
+    assert!(store.head().await.unwrap() >= position);
+    let event = store.read_all(position - 1, 1).await.unwrap().remove(0);
+    assert_eq!((event.aggregate_id, event.version), (id, 2));
+    assert_eq!(
+        store.committed_at(position).await.unwrap(),
+        Some(event.recorded_at)
+    );
+    let beyond = store.head().await.unwrap() + 1_000_000;
+    assert_eq!(store.committed_at(beyond).await.unwrap(), None);
+    assert_eq!(store.committed_at(0).await.unwrap(), None);
+}
+
+/// A wake-up receiver ticks until an append is readable: a consumer that reads on every tick
+/// (and polls as well) never sleeps past a new event.
+pub async fn wakeups_tick_until_an_append_is_readable<S: EventStore>(store: S) {
+    let mut first = store.wakeups();
+    let mut second = store.wakeups();
+    let id = Uuid::now_v7();
+    store
+        .append_events(id, ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    for wakeups in [&mut first, &mut second] {
+        loop {
+            let woke =
+                tokio::time::timeout(std::time::Duration::from_secs(10), wakeups.changed()).await;
+            assert!(woke.is_ok(), "no wake-up within 10 s of an append");
+            if store.position_of(id, 1).await.unwrap().is_some() {
+                break;
+            }
+        }
+    }
+}
+
+/// A running store numbers what commits: nothing waits long for a position.
+pub async fn the_feed_is_not_held_back<S: EventStore>(store: S) {
+    let id = Uuid::now_v7();
+    store
+        .append_events(id, ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    store.global_position(id, 1).await.unwrap();
+    let backlog = store.backlog().await.unwrap();
+    assert!(
+        backlog.oldest_age < std::time::Duration::from_secs(10),
+        "{backlog:?}"
+    );
+    if backlog.events == 0 {
+        assert_eq!(backlog.oldest_age, std::time::Duration::ZERO);
+    }
+}

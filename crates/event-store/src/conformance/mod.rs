@@ -63,6 +63,9 @@ macro_rules! conformance_tests {
             global_position_matches_the_feed,
             read_feed_agrees_with_read_all,
             position_of_agrees_with_the_feed,
+            head_and_commit_times_follow_the_feed,
+            wakeups_tick_until_an_append_is_readable,
+            the_feed_is_not_held_back,
             load_stream_starts_after_a_matching_snapshot,
             load_stream_ignores_a_snapshot_beyond_the_stream,
             load_stream_returns_the_idempotency_record

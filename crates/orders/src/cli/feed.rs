@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 use common::DatabaseConfig;
-use event_store::EventStore;
+use event_store::Feed;
 
 use super::streams::{Format, print_events};
 use crate::store::Store;
@@ -57,6 +57,5 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
 }
 
 async fn head(store: &Store) -> anyhow::Result<u64> {
-    let read_model = crate::projections::ReadModel::for_store(store);
-    Ok(read_model.feed_head().await?)
+    Ok(store.head().await?)
 }

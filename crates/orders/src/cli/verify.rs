@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use clap::Args;
 use common::DatabaseConfig;
 use domain::{Aggregate, OrderAggregate, OrderEvent};
-use event_store::{EventStore, RecordedEvent};
+use event_store::{EventStore, Feed, RecordedEvent};
 use uuid::Uuid;
 
+use crate::projections::ReadModel;
 use crate::projections::view::{OrderView, SummaryDelta, apply};
-use crate::projections::{ORDERS_PROJECTION, ReadModel};
 use crate::store::Store;
 
 /// Settings of `verify`.
@@ -66,7 +66,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
 pub async fn verify(store: &Store) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let read_model = ReadModel::for_store(store);
-    let (generation, checkpoint) = read_model.state(ORDERS_PROJECTION).await?.unwrap_or((1, 0));
+    let (generation, checkpoint) = read_model
+        .checkpoint()
+        .await?
+        .map_or((1, 0), |c| (c.generation, c.position));
     let streams = read_feed(store, &mut report).await?;
     let mut summary = SummaryDelta::default();
     for (id, events) in &streams {

@@ -2,7 +2,7 @@
 
 use domain::testing::fixtures;
 use domain::{Aggregate, CancelOrder, OrderAggregate, OrderCommand, OrderError, OrderStatus};
-use event_store::{AppendRequest, AppendResult, EventStore, InMemoryEventStore, Snapshot};
+use event_store::{AppendRequest, AppendResult, EventStore, Feed, InMemoryEventStore, Snapshot};
 use proptest::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -145,6 +145,31 @@ struct RacingStore {
     raced: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl Feed for RacingStore {
+    async fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> event_store::Result<Vec<event_store::RecordedEvent>> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn head(&self) -> event_store::Result<u64> {
+        self.inner.head().await
+    }
+    async fn committed_at(
+        &self,
+        position: u64,
+    ) -> event_store::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.inner.committed_at(position).await
+    }
+    async fn backlog(&self) -> event_store::Result<event_store::FeedBacklog> {
+        self.inner.backlog().await
+    }
+    fn wakeups(&self) -> event_store::FeedWakeups {
+        self.inner.wakeups()
+    }
+}
+
 impl EventStore for RacingStore {
     async fn append(&self, request: AppendRequest) -> event_store::Result<AppendResult> {
         if request.expected == event_store::ExpectedVersion::Exact(1)
@@ -173,13 +198,6 @@ impl EventStore for RacingStore {
     }
     async fn load_snapshot(&self, id: Uuid) -> event_store::Result<Option<Snapshot>> {
         self.inner.load_snapshot(id).await
-    }
-    async fn read_all(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> event_store::Result<Vec<event_store::RecordedEvent>> {
-        self.inner.read_all(after, limit).await
     }
     async fn global_position(&self, id: Uuid, version: u64) -> event_store::Result<u64> {
         self.inner.global_position(id, version).await

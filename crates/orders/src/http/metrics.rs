@@ -7,6 +7,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use event_store::Feed;
+
 use super::AppState;
 use crate::telemetry::prometheus;
 
@@ -32,10 +34,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let (in_use, idle) = state.handler.store().pool_connections();
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(in_use as f64);
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
-    match state.projections.read_model.feed_backlog().await {
-        Ok((events, oldest_seconds)) => {
-            metrics::gauge!("feed_unsequenced_events").set(events as f64);
-            metrics::gauge!("feed_oldest_unsequenced_seconds").set(oldest_seconds);
+    match state.handler.store().backlog().await {
+        Ok(backlog) => {
+            metrics::gauge!("feed_unsequenced_events").set(backlog.events as f64);
+            metrics::gauge!("feed_oldest_unsequenced_seconds")
+                .set(backlog.oldest_age.as_secs_f64());
         }
         Err(error) => tracing::warn!(%error, "cannot read the feed backlog"),
     }

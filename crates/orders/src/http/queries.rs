@@ -16,7 +16,9 @@ use super::extract::ApiQuery;
 use super::waits;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
-use crate::projections::{ListQuery, ORDERS_PROJECTION};
+use event_store::Feed;
+
+use crate::projections::ListQuery;
 
 /// Largest page of `GET /orders`.
 pub(super) const MAX_PAGE: usize = 100;
@@ -180,9 +182,9 @@ async fn caught_up(
     let tokens = tokens.map(consistency::parse_tokens).transpose()?;
     if let Some(position) = min_position {
         let head = state
-            .projections
-            .read_model
-            .feed_head()
+            .handler
+            .store()
+            .head()
             .await
             .map_err(read_model_down)?;
         if position > head {
@@ -226,9 +228,10 @@ async fn current(state: &AppState) -> Result<(i32, u64), Problem> {
     state
         .projections
         .read_model
-        .state(ORDERS_PROJECTION)
+        .checkpoint()
         .await
         .map_err(read_model_down)?
+        .map(|c| (c.generation, c.position))
         .ok_or_else(Problem::unavailable)
 }
 
@@ -242,7 +245,7 @@ fn behind(wanted: u64, checkpoint: u64, waited: Duration) -> Problem {
     )
 }
 
-fn read_model_down(error: sqlx::Error) -> Problem {
+fn read_model_down(error: impl std::fmt::Display) -> Problem {
     tracing::error!(%error, "read model query failed");
     Problem::unavailable()
 }

@@ -6,125 +6,66 @@ use domain::{DomainEvent, OrderEvent};
 use event_store::RecordedEvent;
 use uuid::Uuid;
 
+use read_model::{Applied, OnError, walk};
+
 use super::view::{OrderView, SummaryDelta, apply};
 
-/// An event the projection could not apply, to be parked with its error.
-#[derive(Debug, Clone)]
-pub struct Parked {
-    /// Its global position.
-    pub position: u64,
-    /// Its id.
-    pub event_id: Uuid,
-    /// Why it could not be applied.
-    pub error: String,
-}
-
-/// What a projection does with an event it cannot apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum OnError {
-    /// Park it (with its error, visible in `orders projections status`) and go on.
-    #[default]
-    Park,
-    /// Stop at it: nothing after it is applied until it can be (after a fix and a restart).
-    Stop,
-}
-
-/// The writes a batch makes.
+/// The writes a batch makes to the order read model, and what the engine must record.
 #[derive(Debug, Default)]
 pub struct BatchWrites {
     /// Rows to upsert, one per changed order.
     pub rows: Vec<OrderView>,
     /// Summary changes.
     pub summary: SummaryDelta,
-    /// Events that could not be applied.
-    pub parked: Vec<Parked>,
-    /// Position of the last event of the batch (the new checkpoint).
-    pub last_position: u64,
-    /// Events handled (applied, skipped or parked); the checkpoint moves past exactly these.
-    pub events: usize,
-    /// The event the projection stopped at, under [`OnError::Stop`].
-    pub stopped: Option<Parked>,
+    /// Events handled, parked or stopped at, and the new checkpoint.
+    pub applied: Applied,
 }
 
 /// Folds `events` (in feed order, after checkpoint `after`) onto the current rows of the orders
-/// they touch.
+/// they touch, under the engine's error policy.
 pub fn fold_batch(
     events: &[RecordedEvent],
     mut rows: HashMap<Uuid, OrderView>,
     after: u64,
     on_error: OnError,
 ) -> BatchWrites {
-    let mut writes = BatchWrites {
-        last_position: after,
-        ..Default::default()
-    };
+    let mut summary = SummaryDelta::default();
     let mut changed = Vec::new();
-    for recorded in events {
-        let position = recorded.position.unwrap_or(writes.last_position);
+    let applied = walk(events, after, on_error, |recorded| {
         if recorded.aggregate_type != "Order" {
-            writes.events += 1;
-            writes.last_position = position;
-            continue;
+            return Ok(()); // another aggregate's event: nothing to do
         }
-        let decoded = OrderEvent::from_stored(
+        let event = OrderEvent::from_stored(
             &recorded.event_type,
             recorded.schema_version,
             recorded.payload.clone(),
         )
-        .map_err(|e| e.to_string());
-        let failed = |error: String| Parked {
-            position,
-            event_id: recorded.event_id,
-            error,
-        };
-        let event = match decoded {
-            Ok(event) => event,
-            Err(error) => {
-                if on_error == OnError::Stop {
-                    writes.stopped = Some(failed(error));
-                    break;
-                }
-                writes.parked.push(failed(error));
-                writes.events += 1;
-                writes.last_position = position;
-                continue;
-            }
-        };
+        .map_err(|e| e.to_string())?;
         let correlation_id = recorded
             .metadata
             .get("correlation_id")
             .and_then(|v| v.as_str())
             .unwrap_or("");
-        tracing::debug!(correlation_id, order_id = %recorded.aggregate_id, version = recorded.version, event_type = %recorded.event_type, position = writes.last_position, "projecting event");
-        let current = rows.remove(&recorded.aggregate_id);
-        let keep = current.clone();
-        match apply(current, recorded, &event, &mut writes.summary) {
-            Ok(row) => {
-                if !changed.contains(&recorded.aggregate_id) {
-                    changed.push(recorded.aggregate_id);
-                }
-                rows.insert(recorded.aggregate_id, row);
-            }
-            Err(error) => {
-                if let Some(row) = keep {
-                    rows.insert(recorded.aggregate_id, row);
-                }
-                if on_error == OnError::Stop {
-                    writes.stopped = Some(failed(error));
-                    break;
-                }
-                writes.parked.push(failed(error));
-            }
+        tracing::debug!(correlation_id, order_id = %recorded.aggregate_id, version = recorded.version, event_type = %recorded.event_type, position = ?recorded.position, "projecting event");
+        let current = rows.get(&recorded.aggregate_id).cloned();
+        // The fold changes the summary only when it succeeds, so a failed event leaves both the
+        // row and the summary as they were.
+        let row = apply(current, recorded, &event, &mut summary)?;
+        if !changed.contains(&recorded.aggregate_id) {
+            changed.push(recorded.aggregate_id);
         }
-        writes.events += 1;
-        writes.last_position = position;
+        rows.insert(recorded.aggregate_id, row);
+        Ok(())
+    });
+    summary.compact();
+    BatchWrites {
+        rows: changed
+            .into_iter()
+            .filter_map(|id| rows.remove(&id))
+            .collect(),
+        summary,
+        applied,
     }
-    writes.summary.compact();
-    writes.rows = changed
-        .into_iter()
-        .filter_map(|id| rows.remove(&id))
-        .collect();
-    writes
 }
 
 /// The distinct order ids a batch touches.
@@ -181,8 +122,11 @@ mod tests {
     #[test]
     fn park_skips_the_bad_event_and_applies_the_rest() {
         let writes = fold_batch(&feed(), HashMap::new(), 10, OnError::Park);
-        assert_eq!((writes.events, writes.last_position), (3, 13));
-        assert_eq!(writes.parked.len(), 1);
+        assert_eq!(
+            (writes.applied.events, writes.applied.last_position),
+            (3, 13)
+        );
+        assert_eq!(writes.applied.parked.len(), 1);
         assert_eq!(writes.rows.len(), 1);
         assert_eq!(writes.rows[0].status, "confirmed");
     }
@@ -190,9 +134,12 @@ mod tests {
     #[test]
     fn stop_halts_before_the_bad_event() {
         let writes = fold_batch(&feed(), HashMap::new(), 10, OnError::Stop);
-        assert_eq!((writes.events, writes.last_position), (1, 11));
-        assert!(writes.parked.is_empty());
-        assert_eq!(writes.stopped.map(|s| s.position), Some(12));
+        assert_eq!(
+            (writes.applied.events, writes.applied.last_position),
+            (1, 11)
+        );
+        assert!(writes.applied.parked.is_empty());
+        assert_eq!(writes.applied.stopped.map(|s| s.position), Some(12));
         assert_eq!(writes.rows[0].status, "created");
     }
 }

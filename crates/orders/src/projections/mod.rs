@@ -1,21 +1,61 @@
-//! The read side: projections that catch up from the global feed into read models, with a durable
-//! checkpoint written in the same transaction as the read-model change (exactly-once effect).
+//! The read side: the order read model, kept current by the projection engine of the
+//! `read-model` crate (checkpoint in the same transaction as the rows, parking, blue/green
+//! rebuilds, waits for a position).
 //!
 //! - [`view`]: the pure fold from events to rows (no I/O);
-//! - [`batch`]: one batch's decode/fold/park, independent of the database;
-//! - [`postgres`], [`sqlite`]: the tables and queries per backend;
-//! - [`runner`]: the background task that keeps a projection current;
-//! - [`rebuild`]: blue/green rebuild into new tables, then switch.
+//! - [`batch`]: one batch's decode and fold under the engine's error policy;
+//! - [`postgres`], [`sqlite`]: the read model's SQL per backend (tables, batch writes, queries),
+//!   and nothing else;
+//! - [`model`]: the read model on the service's backend, and its queries.
 
 pub mod batch;
 pub mod model;
 pub mod postgres;
-pub mod rebuild;
-pub mod runner;
 pub mod sqlite;
 pub mod view;
 
-pub use batch::OnError;
-pub use model::{ListQuery, ReadModel, Stats, Tables};
-pub use runner::{ORDERS_PROJECTION, Projections};
+use std::time::Duration;
+
+pub use model::{ListQuery, ORDERS_PROJECTION, OrderProjection, ReadModel, Stats, Tables};
+pub use read_model::OnError;
+use read_model::{RunnerOptions, Running};
+use tokio::sync::watch;
 pub use view::OrderView;
+
+use crate::store::Store;
+
+/// The running projections of this process and what they have applied.
+#[derive(Clone)]
+pub struct Projections {
+    /// The order read model they write.
+    pub read_model: ReadModel,
+    orders: Running,
+}
+
+impl Projections {
+    /// Registers the order projection (creating its tables) and starts its runner; it stops when
+    /// `shutdown` turns true.
+    pub async fn start(
+        store: &Store,
+        on_error: OnError,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        let read_model = ReadModel::for_store(store);
+        let options = RunnerOptions {
+            on_error,
+            ..RunnerOptions::default()
+        };
+        let orders = read_model.start(options, shutdown).await?;
+        Ok(Self { read_model, orders })
+    }
+
+    /// The checkpoint this process last saw.
+    pub fn position(&self) -> u64 {
+        self.orders.position()
+    }
+
+    /// Waits until the projection has applied `position`, at most `timeout`. Returns whether it did.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        self.orders.wait_for(position, timeout).await
+    }
+}

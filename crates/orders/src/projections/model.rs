@@ -1,12 +1,16 @@
-//! The read model's backend-independent face: table names per generation, queries, and the
-//! backend the service runs on.
+//! The order read model's backend-independent face: table names per generation, its engine and
+//! queries on the backend the service runs on.
 
 use chrono::NaiveDate;
+use read_model::{
+    Applied, Checkpoint, Engine, OnError, ParkedEvent, PgDialect, Projection, RebuildReport,
+    RetryOutcome, RunnerOptions, Running, SqliteDialect,
+};
 use serde::Serialize;
+use tokio::sync::watch;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::batch::BatchWrites;
 use super::postgres::PgReadModel;
 use super::sqlite::SqliteReadModel;
 use super::view::OrderView;
@@ -58,107 +62,147 @@ pub struct Stats {
     pub revenue: Vec<(NaiveDate, String, i64, i64)>,
 }
 
-/// The read model on the service's database.
-#[derive(Debug, Clone)]
-pub enum ReadModel {
-    /// PostgreSQL.
-    Postgres(PgReadModel),
-    /// SQLite.
-    Sqlite(SqliteReadModel),
+/// Name of the order read model's projection (its checkpoint row).
+pub const ORDERS_PROJECTION: &str = "orders";
+
+/// The order read model (details, counts by status, revenue per day) as a projection: the pure
+/// fold in `view.rs`/`batch.rs`, its SQL in `postgres.rs` and `sqlite.rs`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderProjection;
+
+/// A position or version read from the read model's tables; a negative one is corrupt, never 0.
+pub(super) fn from_sql(value: i64) -> sqlx::Result<u64> {
+    read_model::position_from_sql(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
-macro_rules! delegate {
-    ($self:ident, $m:ident => $call:expr) => {
+/// The order read model on the service's database: its engine (batches, rebuilds, parked
+/// events) and its queries.
+#[derive(Clone)]
+pub enum ReadModel {
+    /// PostgreSQL.
+    Postgres(Engine<Store, PgDialect, OrderProjection>, PgReadModel),
+    /// SQLite.
+    Sqlite(
+        Engine<Store, SqliteDialect, OrderProjection>,
+        SqliteReadModel,
+    ),
+}
+
+impl std::fmt::Debug for ReadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Postgres(..) => "ReadModel::Postgres",
+            Self::Sqlite(..) => "ReadModel::Sqlite",
+        })
+    }
+}
+
+macro_rules! engine {
+    ($self:ident, $e:ident => $call:expr) => {
         match $self {
-            ReadModel::Postgres($m) => $call,
-            ReadModel::Sqlite($m) => $call,
+            ReadModel::Postgres($e, _) => $call,
+            ReadModel::Sqlite($e, _) => $call,
+        }
+    };
+}
+
+macro_rules! queries {
+    ($self:ident, $q:ident => $call:expr) => {
+        match $self {
+            ReadModel::Postgres(_, $q) => $call,
+            ReadModel::Sqlite(_, $q) => $call,
         }
     };
 }
 
 impl ReadModel {
-    /// The read model in the same database as `store`.
+    /// The read model in the same database as `store`, fed by its feed.
     pub fn for_store(store: &Store) -> Self {
         match store {
-            Store::Postgres(s) => Self::Postgres(PgReadModel::new(s.pool().clone())),
+            Store::Postgres(s) => {
+                let dialect = PgDialect::new(s.pool().clone());
+                Self::Postgres(
+                    Engine::new(store.clone(), dialect, OrderProjection),
+                    PgReadModel::new(s.pool().clone()),
+                )
+            }
             Store::Sqlite(s) => {
-                Self::Sqlite(SqliteReadModel::new(s.writer().clone(), s.reader().clone()))
+                let dialect = SqliteDialect::new(s.writer().clone(), s.reader().clone());
+                Self::Sqlite(
+                    Engine::new(store.clone(), dialect, OrderProjection),
+                    SqliteReadModel::new(s.reader().clone()),
+                )
             }
         }
     }
 
-    /// See [`PgReadModel::create_tables`].
-    pub async fn create_tables(&self, generation: i32) -> sqlx::Result<()> {
-        delegate!(self, m => m.create_tables(generation).await)
-    }
-    /// See [`PgReadModel::drop_tables`].
-    pub async fn drop_tables(&self, generation: i32) -> sqlx::Result<()> {
-        delegate!(self, m => m.drop_tables(generation).await)
-    }
-    /// See [`PgReadModel::register`].
-    pub async fn register(&self, name: &str) -> sqlx::Result<(i32, u64)> {
-        delegate!(self, m => m.register(name).await)
-    }
-    /// See [`PgReadModel::run_batch`].
-    pub async fn run_batch(
+    /// Registers the projection and starts its runner (see [`Engine::start`]).
+    pub async fn start(
         &self,
-        name: &str,
-        limit: usize,
-        on_error: super::batch::OnError,
-    ) -> sqlx::Result<BatchWrites> {
-        delegate!(self, m => m.run_batch(name, limit, on_error).await)
+        options: RunnerOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> read_model::Result<Running> {
+        engine!(self, e => e.clone().start(options, shutdown).await)
     }
-    /// See [`PgReadModel::apply_into`].
-    pub async fn apply_into(
-        &self,
-        name: &str,
-        generation: i32,
-        after: u64,
-        limit: usize,
-    ) -> sqlx::Result<BatchWrites> {
-        delegate!(self, m => m.apply_into(name, generation, after, limit).await)
+
+    /// Creates the checkpoint row and the serving tables if missing.
+    pub async fn register(&self) -> read_model::Result<Checkpoint> {
+        engine!(self, e => e.register().await)
     }
-    /// See [`PgReadModel::switch_to`].
-    pub async fn switch_to(&self, name: &str, generation: i32, after: u64) -> sqlx::Result<u64> {
-        delegate!(self, m => m.switch_to(name, generation, after).await)
+
+    /// Creates the tables of `generation` if missing (tools and benchmarks; the engine creates
+    /// the ones it needs).
+    pub async fn create_tables(&self, generation: i32) -> read_model::Result<()> {
+        engine!(self, e => e.projection().create_tables(e.dialect(), generation).await)
     }
-    /// See [`PgReadModel::state`].
-    pub async fn state(&self, name: &str) -> sqlx::Result<Option<(i32, u64)>> {
-        delegate!(self, m => m.state(name).await)
+
+    /// Drops the tables of `generation` if they exist.
+    pub async fn drop_tables(&self, generation: i32) -> read_model::Result<()> {
+        engine!(self, e => e.projection().drop_tables(e.dialect(), generation).await)
     }
-    /// See [`PgReadModel::feed_head`].
-    pub async fn feed_head(&self) -> sqlx::Result<u64> {
-        delegate!(self, m => m.feed_head().await)
+
+    /// The checkpoint (`None` before the service first started).
+    pub async fn checkpoint(&self) -> read_model::Result<Option<Checkpoint>> {
+        engine!(self, e => e.checkpoint().await)
     }
-    /// Committed events the sequencer has not numbered yet, and the age in seconds of the oldest:
-    /// what holds the feed back. Always (0, 0) on SQLite, which numbers at commit.
-    pub async fn feed_backlog(&self) -> sqlx::Result<(u64, f64)> {
-        match self {
-            ReadModel::Postgres(m) => m.feed_backlog().await,
-            ReadModel::Sqlite(_) => Ok((0, 0.0)),
-        }
+
+    /// Applies the next batch (see [`Engine::run_batch`]).
+    pub async fn run_batch(&self, limit: usize, on_error: OnError) -> read_model::Result<Applied> {
+        engine!(self, e => e.run_batch(limit, on_error).await)
     }
-    /// See [`PgReadModel::recorded_at`].
-    pub async fn recorded_at(
-        &self,
-        position: u64,
-    ) -> sqlx::Result<Option<chrono::DateTime<chrono::Utc>>> {
-        delegate!(self, m => m.recorded_at(position).await)
+
+    /// Rebuilds into the next generation and switches (see [`Engine::rebuild`]).
+    pub async fn rebuild(&self, progress: impl Fn(u64, u64)) -> read_model::Result<RebuildReport> {
+        engine!(self, e => e.rebuild(progress).await)
     }
-    /// See [`PgReadModel::parked`].
-    pub async fn parked(&self, name: &str) -> sqlx::Result<Vec<(u64, Uuid, String)>> {
-        delegate!(self, m => m.parked(name).await)
+
+    /// The parked events, in position order.
+    pub async fn parked(&self) -> read_model::Result<Vec<ParkedEvent>> {
+        engine!(self, e => e.parked().await)
     }
-    /// See [`PgReadModel::order`].
+
+    /// Applies a parked event again (see [`Engine::retry_parked`]).
+    pub async fn retry_parked(&self, position: u64) -> read_model::Result<RetryOutcome> {
+        engine!(self, e => e.retry_parked(position).await)
+    }
+
+    /// Gives up on a parked event (see [`Engine::skip_parked`]).
+    pub async fn skip_parked(&self, position: u64) -> read_model::Result<()> {
+        engine!(self, e => e.skip_parked(position).await)
+    }
+
+    /// One order's row in `generation`.
     pub async fn order(&self, generation: i32, id: Uuid) -> sqlx::Result<Option<OrderView>> {
-        delegate!(self, m => m.order(generation, id).await)
+        queries!(self, q => q.order(generation, id).await)
     }
-    /// See [`PgReadModel::list`].
+
+    /// A page of orders, newest first.
     pub async fn list(&self, generation: i32, query: &ListQuery) -> sqlx::Result<Vec<OrderView>> {
-        delegate!(self, m => m.list(generation, query).await)
+        queries!(self, q => q.list(generation, query).await)
     }
-    /// See [`PgReadModel::stats`].
+
+    /// Counts by status and revenue per day and currency.
     pub async fn stats(&self, generation: i32) -> sqlx::Result<Stats> {
-        delegate!(self, m => m.stats(generation).await)
+        queries!(self, q => q.stats(generation).await)
     }
 }

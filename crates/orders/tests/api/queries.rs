@@ -202,9 +202,7 @@ async fn a_rebuilt_read_model_equals_the_live_one(backend: Backend) {
     let live = snapshot_of_read_model(&app, last).await;
 
     let read_model = app.read_model().await;
-    let report = orders::projections::rebuild::rebuild(&read_model, |_, _| {})
-        .await
-        .unwrap();
+    let report = read_model.rebuild(|_, _| {}).await.unwrap();
     assert_eq!(report.generation, 2);
     assert!(report.position >= last);
     let rebuilt = snapshot_of_read_model(&app, last).await;
@@ -261,14 +259,9 @@ async fn an_event_the_projection_cannot_apply_is_parked_and_the_rest_continue(ba
         .query(&format!("/orders?min_position={position}"), &app.staff())
         .await;
     assert_eq!(ids(&list), [id.to_string()], "later events are applied");
-    let parked = app
-        .read_model()
-        .await
-        .parked(orders::projections::ORDERS_PROJECTION)
-        .await
-        .unwrap();
+    let parked = app.read_model().await.parked().await.unwrap();
     assert_eq!(parked.len(), 1);
-    assert!(parked[0].2.contains("OrderTeleported"), "{parked:?}");
+    assert!(parked[0].error.contains("OrderTeleported"), "{parked:?}");
 }
 
 /// With `ORDERS_PROJECTION_ON_ERROR=stop` the read model halts at the bad event instead of
@@ -297,25 +290,19 @@ async fn a_projection_set_to_stop_halts_at_the_bad_event() {
         "read-model-behind",
     )
     .await;
-    let (_, checkpoint) = app
+    let checkpoint = app
         .read_model()
         .await
-        .state(orders::projections::ORDERS_PROJECTION)
+        .checkpoint()
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .position;
     assert!(
         checkpoint < position,
         "the checkpoint must not pass the bad event"
     );
-    assert!(
-        app.read_model()
-            .await
-            .parked(orders::projections::ORDERS_PROJECTION)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(app.read_model().await.parked().await.unwrap().is_empty());
 }
 
 /// Two service instances on one PostgreSQL database both run the projection: each event is
@@ -349,12 +336,7 @@ async fn two_instances_share_one_database_without_double_application() {
     );
     // An event applied twice would not be counted twice: the fold refuses it and parks it. So
     // the parked list must be empty too.
-    let parked = first
-        .read_model()
-        .await
-        .parked(orders::projections::ORDERS_PROJECTION)
-        .await
-        .unwrap();
+    let parked = first.read_model().await.parked().await.unwrap();
     assert!(parked.is_empty(), "parked: {parked:?}");
 }
 

@@ -74,7 +74,6 @@ pub async fn setup_sqlite() -> Setup<SqliteEventStore> {
         db: RelayDb::Sqlite {
             writer: store.writer().clone(),
             reader: store.reader().clone(),
-            appended: Some(store.appended()),
         },
         store,
         broker: broker(),
@@ -106,7 +105,7 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Setup<S> {
     }
 
     pub async fn head(&self) -> u64 {
-        self.db().head().await.unwrap()
+        self.store.head().await.unwrap()
     }
 
     /// Waits until the feed has numbered `events` events (on PostgreSQL, appends return at

@@ -1,0 +1,106 @@
+//! What the engine needs from a database ([`Dialect`]) and from a read model ([`Projection`]).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use uuid::Uuid;
+
+use crate::{Applied, OnError, Parked, Result};
+
+/// A projection's durable state: which generation of its tables serves, and the feed position
+/// those tables include.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The generation of tables that serves (a rebuild fills the next one).
+    pub generation: i32,
+    /// The last feed position applied to that generation.
+    pub position: u64,
+}
+
+/// A parked event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedEvent {
+    /// The projection that could not apply it.
+    pub projection: String,
+    /// Its feed position.
+    pub position: u64,
+    /// Its id.
+    pub event_id: Uuid,
+    /// Why (the latest attempt's error).
+    pub error: String,
+    /// When it was (last) parked.
+    pub parked_at: DateTime<Utc>,
+}
+
+/// The engine's storage on one database: the `projections` checkpoint rows and the
+/// `parked_events` table, and transactions. The engine is written once against this.
+pub trait Dialect: Clone + Send + Sync + 'static {
+    /// An open transaction; dropped without [`Self::commit`], it rolls back.
+    type Tx: Send;
+
+    /// Begins a read-write transaction.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+
+    /// Commits `tx`.
+    fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
+
+    /// Creates `name`'s checkpoint row at generation 1, position 0 if it is missing; returns it.
+    fn register(&self, name: &str) -> impl Future<Output = Result<Checkpoint>> + Send;
+
+    /// `name`'s checkpoint, read without a lock.
+    fn checkpoint(&self, name: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
+
+    /// `name`'s checkpoint, locked until `tx` ends: batches of one projection take turns, across
+    /// every instance on the database.
+    fn lock(tx: &mut Self::Tx, name: &str) -> impl Future<Output = Result<Checkpoint>> + Send;
+
+    /// Stores `checkpoint` as `name`'s.
+    fn save(
+        tx: &mut Self::Tx,
+        name: &str,
+        checkpoint: Checkpoint,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Parks `parked` for `name` (a re-parked position gets the new error and time).
+    fn park(
+        tx: &mut Self::Tx,
+        name: &str,
+        parked: &[Parked],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes the parked event of `name` at `position`; returns whether there was one.
+    fn unpark(
+        tx: &mut Self::Tx,
+        name: &str,
+        position: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// `name`'s parked events in position order.
+    fn parked(&self, name: &str) -> impl Future<Output = Result<Vec<ParkedEvent>>> + Send;
+}
+
+/// A read model: its tables, and what a batch of events does to them. The pure part (the fold)
+/// belongs to the read model; the engine only calls it through [`Self::apply`].
+pub trait Projection<D: Dialect>: Send + Sync + 'static {
+    /// The name of its checkpoint row (stable: renaming it rebuilds from scratch).
+    fn name(&self) -> &str;
+
+    /// Creates the tables of `generation` if they are missing.
+    fn create_tables(&self, db: &D, generation: i32) -> impl Future<Output = Result<()>> + Send;
+
+    /// Drops the tables of `generation` if they exist.
+    fn drop_tables(&self, db: &D, generation: i32) -> impl Future<Output = Result<()>> + Send;
+
+    /// Applies `events` (in feed order, after position `after`) to the tables of `generation`
+    /// inside `tx`, under `on_error` (with [`crate::walk`]). Parking and the checkpoint are the
+    /// engine's: this only writes the read model's own rows.
+    fn apply(
+        &self,
+        tx: &mut D::Tx,
+        generation: i32,
+        after: u64,
+        events: &[RecordedEvent],
+        on_error: OnError,
+    ) -> impl Future<Output = Result<Applied>> + Send;
+}

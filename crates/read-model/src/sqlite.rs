@@ -1,0 +1,152 @@
+//! The engine's storage on SQLite.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    Checkpoint, Dialect, Error, Parked, ParkedEvent, Result, position_from_sql, position_to_sql,
+};
+
+/// SQLite's notation for "now" in the format the event store writes.
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// The engine's tables in the event store's SQLite file. Writes go through the store's single
+/// writer connection, so batches are serialised with appends (and with each other: that is the
+/// lock).
+#[derive(Debug, Clone)]
+pub struct SqliteDialect {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteDialect {
+    /// Over the store's writer and reader pools.
+    pub fn new(writer: SqlitePool, reader: SqlitePool) -> Self {
+        Self { writer, reader }
+    }
+
+    /// The read pool, for the read model's own queries.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The writer pool, for the read model's DDL.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+}
+
+fn checkpoint(row: &SqliteRow) -> Result<Checkpoint> {
+    Ok(Checkpoint {
+        generation: row.try_get("generation")?,
+        position: position_from_sql(row.try_get("position")?)?,
+    })
+}
+
+impl Dialect for SqliteDialect {
+    type Tx = Transaction<'static, Sqlite>;
+
+    async fn begin(&self) -> Result<Self::Tx> {
+        Ok(self.writer.begin().await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<()> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn register(&self, name: &str) -> Result<Checkpoint> {
+        sqlx::query("INSERT INTO projections (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        let row = sqlx::query("SELECT generation, position FROM projections WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.as_ref()
+            .map(checkpoint)
+            .transpose()?
+            .ok_or_else(|| Error::Corrupt(format!("projection `{name}` vanished")))
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>> {
+        let row = sqlx::query("SELECT generation, position FROM projections WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(checkpoint).transpose()
+    }
+
+    async fn lock(tx: &mut Self::Tx, name: &str) -> Result<Checkpoint> {
+        // The single writer connection is the lock: nothing else writes while `tx` is open.
+        let row = sqlx::query("SELECT generation, position FROM projections WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
+        checkpoint(&row)
+    }
+
+    async fn save(tx: &mut Self::Tx, name: &str, checkpoint: Checkpoint) -> Result<()> {
+        let sql = format!(
+            "UPDATE projections SET generation = ?2, position = ?3, updated_at = {NOW} WHERE name = ?1"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .bind(checkpoint.generation)
+            .bind(position_to_sql(checkpoint.position)?)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn park(tx: &mut Self::Tx, name: &str, parked: &[Parked]) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO parked_events (projection, position, event_id, error) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error, parked_at = {NOW}"
+        );
+        for event in parked {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(name)
+                .bind(position_to_sql(event.position)?)
+                .bind(event.event_id.to_string())
+                .bind(&event.error)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn unpark(tx: &mut Self::Tx, name: &str, position: u64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM parked_events WHERE projection = ?1 AND position = ?2")
+            .bind(name)
+            .bind(position_to_sql(position)?)
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn parked(&self, name: &str) -> Result<Vec<ParkedEvent>> {
+        let rows = sqlx::query(
+            "SELECT projection, position, event_id, error, parked_at FROM parked_events
+             WHERE projection = ?1 ORDER BY position",
+        )
+        .bind(name)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let event_id: String = r.try_get("event_id")?;
+                Ok(ParkedEvent {
+                    projection: r.try_get("projection")?,
+                    position: position_from_sql(r.try_get("position")?)?,
+                    event_id: Uuid::parse_str(&event_id).map_err(|e| {
+                        Error::Corrupt(format!("parked event id {event_id:?}: {e}"))
+                    })?,
+                    error: r.try_get("error")?,
+                    parked_at: r.try_get("parked_at")?,
+                })
+            })
+            .collect()
+    }
+}
