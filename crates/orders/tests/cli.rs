@@ -600,3 +600,76 @@ async fn inspection_connections_to_postgres_are_read_only() {
     );
     assert_eq!(inspecting.get_current_version(id).await.unwrap(), 0);
 }
+
+/// `projections parked list|retry|skip` on both backends: a parked event is listed with its
+/// error, a retry that fails again leaves it parked, a skip removes it, and each action is
+/// logged with who did it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_events_are_listed_retried_and_skipped_from_the_cli() {
+    use event_store::{EventStore, ExpectedVersion, NewEvent};
+
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = test_support::postgres::fresh_database_url().await;
+    for database_url in [None, Some(postgres)] {
+        let config = common::DatabaseConfig {
+            database_url: database_url.clone(),
+            data_dir: dir.path().to_path_buf(),
+            max_connections: 2,
+            group_commit: false,
+        };
+        let store = orders::store::Store::open(&config).await.unwrap();
+        let bad = NewEvent::new("Order", "OrderTeleported", 1, serde_json::json!({}));
+        let bad_id = uuid::Uuid::now_v7();
+        store
+            .append_events(bad_id, ExpectedVersion::NoStream, vec![bad])
+            .await
+            .unwrap();
+        store.global_position(bad_id, 1).await.unwrap(); // numbered (PostgreSQL: a moment later)
+        let read_model = orders::projections::ReadModel::for_store(&store);
+        read_model.register().await.unwrap();
+        while read_model
+            .run_batch(100, orders::projections::OnError::Park)
+            .await
+            .unwrap()
+            .events
+            > 0
+        {}
+        let position = read_model.parked().await.unwrap()[0].position;
+        let database: Vec<String> = match &database_url {
+            Some(url) => vec!["--database-url".into(), url.clone()],
+            None => vec!["--data-dir".into(), dir.path().display().to_string()],
+        };
+        let run = |action: &[&str]| {
+            let mut args: Vec<&str> = vec!["projections", "parked"];
+            args.extend(action);
+            args.extend(database.iter().map(String::as_str));
+            run_with(&args, &[("USER", "operator-7"), ("RUST_LOG", "warn")])
+        };
+        let (ok, listed) = run(&["list"]);
+        assert!(ok, "{listed}");
+        assert!(listed.contains("parked events: 1"), "{listed}");
+        assert!(listed.contains(&format!("position {position}")), "{listed}");
+        assert!(listed.contains("OrderTeleported"), "{listed}");
+
+        let position_arg = position.to_string();
+        let (ok, retried) = run(&["retry", &position_arg]);
+        assert!(!ok, "a retry that fails again must fail: {retried}");
+        assert!(retried.contains("still fails"), "{retried}");
+        assert!(
+            retried.contains("operator-7"),
+            "the retry is audited: {retried}"
+        );
+        assert_eq!(read_model.parked().await.unwrap().len(), 1);
+
+        let (ok, skipped) = run(&["skip", &position_arg]);
+        assert!(ok, "{skipped}");
+        assert!(
+            skipped.contains("operator-7"),
+            "the skip is audited: {skipped}"
+        );
+        assert!(read_model.parked().await.unwrap().is_empty());
+        let (ok, again) = run(&["skip", &position_arg]);
+        assert!(!ok, "skipping what is not parked is an error: {again}");
+        assert!(again.contains("no parked event"), "{again}");
+    }
+}

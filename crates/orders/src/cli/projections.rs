@@ -102,7 +102,8 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             print_parked(&read_model).await
         }
         ProjectionsCommand::Parked(ParkedCommand::Retry(args)) => {
-            let read_model = ReadModel::for_store(&Store::open_existing(&args.database).await?);
+            // Writes: not an inspection connection (those are read-only).
+            let read_model = ReadModel::for_store(&Store::open(&args.database).await?);
             let outcome = read_model.retry_parked(args.position).await?;
             audit("retry", args.position, &outcome);
             match outcome {
@@ -119,7 +120,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             }
         }
         ProjectionsCommand::Parked(ParkedCommand::Skip(args)) => {
-            let read_model = ReadModel::for_store(&Store::open_existing(&args.database).await?);
+            let read_model = ReadModel::for_store(&Store::open(&args.database).await?);
             read_model.skip_parked(args.position).await?;
             tracing::warn!(projection = ORDERS_PROJECTION, position = args.position, by = %operator(), "parked event skipped: it will never be applied");
             outln!("position {}: skipped, no longer parked", args.position);

@@ -87,6 +87,15 @@ impl<S: EventStore> CommandHandler<S> {
         Ok(loaded)
     }
 
+    /// Aggregate `id` as it was at `as_of` (time travel), folded from its events.
+    pub async fn load_as_of<A: Aggregate>(
+        &self,
+        id: Uuid,
+        as_of: super::AsOf,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        super::load::load_as_of(&self.store, id, as_of).await
+    }
+
     /// Decides `command` against aggregate `id` and appends the resulting events.
     ///
     /// `guard` sees the loaded state first and may refuse (authorisation). `render` turns the new

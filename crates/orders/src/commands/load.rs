@@ -79,3 +79,40 @@ pub(crate) async fn load<A: Aggregate, S: EventStore>(
     }
     Ok((loaded, stream.idempotency))
 }
+
+/// Which past state of a stream to rebuild ([`load_as_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// After the event with this version (1 = as created).
+    Version(u64),
+    /// After every event recorded at or before this time.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+/// The state of `id` as it was at `as_of`, folded from its events (snapshots hold only the
+/// latest state, so they are no help). Version 0 when the stream had no event by then; a
+/// [`AsOf::Version`] beyond the stream stops at its last event.
+pub(crate) async fn load_as_of<A: Aggregate, S: EventStore>(
+    store: &S,
+    id: Uuid,
+    as_of: AsOf,
+) -> Result<Loaded<A>, CommandError<A::Error>> {
+    let events = store.load_events(id).await?;
+    let mut loaded = Loaded::<A>::empty();
+    for recorded in events.iter().take_while(|e| match as_of {
+        AsOf::Version(version) => e.version <= version,
+        AsOf::Time(at) => e.recorded_at <= at,
+    }) {
+        if recorded.version != loaded.version + 1 {
+            return Err(CommandError::Corrupt(format!(
+                "stream {id} jumps from version {} to {}",
+                loaded.version, recorded.version
+            )));
+        }
+        let event = from_recorded::<A::Event>(recorded).map_err(CommandError::Corrupt)?;
+        loaded.state.evolve(&event);
+        loaded.version = recorded.version;
+        loaded.position = recorded.position;
+    }
+    Ok(loaded)
+}

@@ -19,4 +19,4 @@ pub use context::{CommandContext, IdempotencyKey};
 pub use error::{AccessDenied, CommandError};
 pub use handler::{CommandHandler, HandlerConfig, Outcome};
 pub use key_expiry::{purge_interval, spawn_purger};
-pub use load::Loaded;
+pub use load::{AsOf, Loaded};

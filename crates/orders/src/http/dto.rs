@@ -175,12 +175,27 @@ impl OrderResponse {
     }
 }
 
+/// `GET /orders/{id}` query: the current state, or (time travel) a past one.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    /// The order as it was after this version (1 = as created). Not with `at`.
+    #[param(minimum = 1)]
+    pub version: Option<u64>,
+    /// The order as it was at this time (RFC 3339, e.g. `2026-12-01T10:00:00Z`): every event
+    /// recorded at or before it. Not with `version`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// `GET /orders/{id}/events` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// First version to return (default 1).
     pub from_version: Option<u64>,
+    /// Last version to return (default: the latest).
+    pub until_version: Option<u64>,
     /// Page size, 1–1000 (default 100).
     pub limit: Option<usize>,
 }

@@ -13,14 +13,14 @@ use uuid::Uuid;
 
 use super::consistency::ConsistencyToken;
 use super::dto::{
-    CancelOrderRequest, CreateOrderRequest, EventResponse, EventsPage, EventsQuery, OrderResponse,
-    ShipOrderRequest,
+    CancelOrderRequest, CreateOrderRequest, EventResponse, EventsPage, EventsQuery, OrderQuery,
+    OrderResponse, ShipOrderRequest,
 };
 use super::extract::{ApiQuery, CommandHeaders, JsonBody, OptionalJsonBody, OrderId};
 use super::idempotency;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
-use crate::commands::{AccessDenied, CommandContext, IdempotencyKey};
+use crate::commands::{AccessDenied, AsOf, CommandContext, IdempotencyKey};
 
 /// Largest page of events one request returns.
 pub(super) const MAX_EVENTS_PAGE: usize = 1_000;
@@ -195,15 +195,21 @@ pub async fn deliver_order(
     .await
 }
 
-/// An order's current state, with its version as the `ETag`.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
-    responses((status = 200, body = OrderResponse), (status = 401, body = Problem), (status = 404, body = Problem)),
+/// An order's current state, with its version as the `ETag`; with `version` or `at`, the state
+/// it had then (time travel, from the events; no `ETag`, since it is not a state a command can
+/// be pinned to).
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = Uuid, Path), OrderQuery),
+    responses((status = 200, body = OrderResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_order(
     State(state): State<AppState>,
     principal: Principal,
     OrderId(id): OrderId,
+    ApiQuery(query): ApiQuery<OrderQuery>,
 ) -> Result<Response, Problem> {
+    if let Some(as_of) = as_of(&query)? {
+        return get_order_as_of(&state, &principal, id, as_of).await;
+    }
     let store = state.handler.store();
     let version = store.get_current_version(id).await?;
     if version == 0 {
@@ -238,6 +244,63 @@ pub async fn get_order(
     Ok(with_etag(Json(body).into_response(), loaded.version))
 }
 
+/// The time-travel question `query` asks, if any.
+fn as_of(query: &OrderQuery) -> Result<Option<AsOf>, Problem> {
+    match (query.version, query.at) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(Problem::bad_request(
+            "conflicting-parameters",
+            "pass either `version` or `at`, not both",
+        )),
+        (Some(0), None) => Err(Problem::bad_request(
+            "invalid-version",
+            "version must be at least 1 (the order as created)",
+        )),
+        (Some(version), None) => Ok(Some(AsOf::Version(version))),
+        (None, Some(at)) => Ok(Some(AsOf::Time(at))),
+    }
+}
+
+/// The order as it was at `as_of`. Who may see it is decided on its current state, as for the
+/// current order; a version it has not reached, or a time before it was created, is a 404.
+async fn get_order_as_of(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+    as_of: AsOf,
+) -> Result<Response, Problem> {
+    let current = state.handler.load::<OrderAggregate>(id).await?;
+    if current.version == 0 || !principal.can_see(current.state.customer_id()) {
+        return Err(Problem::order_not_found(id));
+    }
+    if let AsOf::Version(version) = as_of
+        && version > current.version
+    {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "version-not-found",
+            format!(
+                "order {id} has no version {version}: it is at version {}",
+                current.version
+            ),
+        ));
+    }
+    let past = state
+        .handler
+        .load_as_of::<OrderAggregate>(id, as_of)
+        .await?;
+    if past.version == 0 {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-yet-created",
+            format!("order {id} did not exist yet at that time"),
+        ));
+    }
+    let mut body = OrderResponse::new(id, &past.state, past.version);
+    body.position = past.position;
+    Ok(Json(body).into_response())
+}
+
 /// An order's events, in version order, a page at a time.
 #[utoipa::path(get, path = "/orders/{id}/events", tag = "orders", params(("id" = Uuid, Path), EventsQuery),
     responses((status = 200, body = EventsPage), (status = 404, body = Problem)),
@@ -260,8 +323,9 @@ pub async fn get_order_events(
         return Err(Problem::order_not_found(id));
     }
     let from = query.from_version.unwrap_or(1).max(1);
+    let until = query.until_version.unwrap_or(u64::MAX);
     // Past the end (any u64 is a valid question): an empty page, without asking the store.
-    let mut events = if from > loaded.version {
+    let mut events = if from > loaded.version || from > until {
         Vec::new()
     } else {
         state
@@ -270,6 +334,7 @@ pub async fn get_order_events(
             .load_events_from_version(id, from)
             .await?
     };
+    events.retain(|e| e.version <= until);
     let next_from_version = (events.len() > limit).then(|| from.saturating_add(limit as u64));
     events.truncate(limit);
     let customer = (principal.role == Role::Customer).then_some(principal.subject.as_str());

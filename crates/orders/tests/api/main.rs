@@ -19,6 +19,7 @@ mod queries;
 mod restart;
 mod round_trips;
 mod snapshots;
+mod time_travel;
 
 /// Runs each listed scenario once against SQLite and once against PostgreSQL.
 #[macro_export]
