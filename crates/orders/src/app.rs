@@ -41,6 +41,8 @@ pub struct AppConfig {
     pub read_wait: Duration,
     /// What the read model does with an event it cannot apply.
     pub projection_on_error: crate::projections::OnError,
+    /// This instance's name among those sharing the database (projection leases).
+    pub instance_id: String,
     /// Publishing to Kafka (none without brokers).
     pub kafka: outbox::KafkaConfig,
 }
@@ -61,6 +63,7 @@ impl std::fmt::Debug for AppConfig {
             .field("cache", &self.cache)
             .field("read_wait", &self.read_wait)
             .field("projection_on_error", &self.projection_on_error)
+            .field("instance_id", &self.instance_id)
             .field("kafka", &self.kafka)
             .finish()
     }
@@ -87,9 +90,22 @@ impl From<ServeArgs> for AppConfig {
             },
             read_wait: args.read_wait,
             projection_on_error: args.projection_on_error,
+            instance_id: args.instance_id.unwrap_or_else(default_instance_id),
             kafka: args.kafka,
         }
     }
+}
+
+/// `<host>:<pid>:<random>`: unique among instances, and says where to look.
+pub fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "orders".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..6])
 }
 
 /// A built service, bound to its port, not yet serving.
@@ -116,8 +132,13 @@ impl Application {
             )
         })?;
         let (shutdown, _) = watch::channel(false);
-        let projections =
-            Projections::start(&store, config.projection_on_error, shutdown.subscribe()).await?;
+        let projections = Projections::start(
+            &store,
+            config.projection_on_error,
+            &config.instance_id,
+            shutdown.subscribe(),
+        )
+        .await?;
         let relay = crate::publishing::start(&store, &config.kafka, shutdown.subscribe());
         crate::commands::spawn_purger(
             store.clone(),

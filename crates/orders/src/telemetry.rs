@@ -93,6 +93,14 @@ pub fn describe() {
         "Age of the oldest event not yet applied, per projection"
     );
     describe_histogram!("projection_batch_seconds", "Projection batch latency");
+    describe_gauge!(
+        "projection_leader",
+        "1 while this instance holds the projection's lease (applies its events), 0 on standby"
+    );
+    describe_gauge!(
+        "projection_stopped",
+        "1 while the projection is stopped at an event it cannot apply (ORDERS_PROJECTION_ON_ERROR=stop)"
+    );
     describe_counter!(
         "cache_requests_total",
         "Order cache lookups by result (hit, miss)"

@@ -1,6 +1,7 @@
 //! What the engine needs from a database ([`Dialect`]) and from a read model ([`Projection`]).
 
 use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_store::RecordedEvent;
@@ -8,14 +9,36 @@ use uuid::Uuid;
 
 use crate::{Applied, OnError, Parked, Result};
 
-/// A projection's durable state: which generation of its tables serves, and the feed position
-/// those tables include.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A projection's durable state: which generation of its tables serves, the feed position
+/// those tables include, and which instance holds its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The generation of tables that serves (a rebuild fills the next one).
     pub generation: i32,
     /// The last feed position applied to that generation.
     pub position: u64,
+    /// The lease, if an instance ever took one.
+    pub holder: Option<Holder>,
+}
+
+/// Who holds (or last held) a projection's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The instance (see `RunnerOptions::lease`).
+    pub owner: String,
+    /// Bumped whenever the lease changes hands: the fence a batch checks.
+    pub epoch: u64,
+    /// How long the lease still runs; `None` once it has expired (or was released).
+    pub expires_in: Option<Duration>,
+}
+
+impl Checkpoint {
+    /// Whether `owner` holds a running lease at `epoch`.
+    pub fn is_held_by(&self, owner: &str, epoch: u64) -> bool {
+        self.holder.as_ref().is_some_and(|h| {
+            h.owner == owner && h.epoch == epoch && h.expires_in.is_some_and(|d| !d.is_zero())
+        })
+    }
 }
 
 /// A parked event as stored.
@@ -55,12 +78,33 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     /// every instance on the database.
     fn lock(tx: &mut Self::Tx, name: &str) -> impl Future<Output = Result<Checkpoint>> + Send;
 
-    /// Stores `checkpoint` as `name`'s.
+    /// Stores `generation` and `position` as `name`'s checkpoint (the lease is not touched).
     fn save(
         tx: &mut Self::Tx,
         name: &str,
-        checkpoint: Checkpoint,
+        generation: i32,
+        position: u64,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes `name`'s lease for `owner` for `ttl` if it is free, expired or already `owner`'s,
+    /// without waiting for a batch that holds the row; returns the epoch it holds, or `None`
+    /// when another instance holds it (or its row is busy). A change of owner bumps the epoch.
+    fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Extends the lease of the (locked) row `name` by `ttl` from now.
+    fn renew(
+        tx: &mut Self::Tx,
+        name: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends `owner`'s lease on `name` now (at shutdown), so a standby takes over at once.
+    fn release(&self, name: &str, owner: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Parks `parked` for `name` (a re-parked position gets the new error and time).
     fn park(

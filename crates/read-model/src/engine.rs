@@ -6,6 +6,17 @@ use event_store::Feed;
 
 use crate::{Applied, Checkpoint, Dialect, Error, OnError, ParkedEvent, Projection, Result};
 
+/// A lease this instance holds on a projection: what its batches prove they still hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// This instance.
+    pub owner: String,
+    /// The epoch it took the lease at.
+    pub epoch: u64,
+    /// How long each renewal lasts.
+    pub ttl: std::time::Duration,
+}
+
 /// What retrying a parked event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryOutcome {
@@ -82,17 +93,57 @@ where
     }
 
     /// Applies up to `limit` events after the checkpoint, parks what cannot be applied, and moves
-    /// the checkpoint, all in one transaction with the checkpoint locked.
+    /// the checkpoint, all in one transaction with the checkpoint locked. Not fenced: for tools
+    /// and tests; a running service uses [`Self::run_fenced_batch`].
     pub async fn run_batch(&self, limit: usize, on_error: OnError) -> Result<Applied> {
+        self.batch(limit, on_error, None).await
+    }
+
+    /// [`Self::run_batch`] for the holder of the projection's lease: the batch commits only if
+    /// `fence` still holds it (checked with the row locked, in the transaction that moves the
+    /// checkpoint), and renews it. Otherwise nothing is written and the answer is
+    /// [`Error::LeaseLost`].
+    pub async fn run_fenced_batch(
+        &self,
+        limit: usize,
+        on_error: OnError,
+        fence: &Fence,
+    ) -> Result<Applied> {
+        self.batch(limit, on_error, Some(fence)).await
+    }
+
+    async fn batch(
+        &self,
+        limit: usize,
+        on_error: OnError,
+        fence: Option<&Fence>,
+    ) -> Result<Applied> {
         let name = self.name();
         let mut tx = self.db.begin().await?;
         let checkpoint = D::lock(&mut tx, name).await?;
+        if let Some(fence) = fence
+            && !checkpoint.is_held_by(&fence.owner, fence.epoch)
+        {
+            return Err(Error::LeaseLost(name.to_owned()));
+        }
         let events = self.feed.read_all(checkpoint.position, limit).await?;
+        let idle = Applied {
+            last_position: checkpoint.position,
+            ..Applied::default()
+        };
         if events.is_empty() {
-            return Ok(Applied {
-                last_position: checkpoint.position,
-                ..Applied::default()
-            });
+            // Idle: renew the lease once half of it has run out, without a commit otherwise.
+            if let Some(fence) = fence
+                && checkpoint
+                    .holder
+                    .as_ref()
+                    .and_then(|h| h.expires_in)
+                    .is_none_or(|left| left < fence.ttl / 2)
+            {
+                D::renew(&mut tx, name, fence.ttl).await?;
+                D::commit(tx).await?;
+            }
+            return Ok(idle);
         }
         let applied = self
             .projection
@@ -106,11 +157,10 @@ where
             .await?;
         self.park(&mut tx, &applied).await?;
         if applied.events > 0 {
-            let moved = Checkpoint {
-                position: applied.last_position,
-                ..checkpoint
-            };
-            D::save(&mut tx, name, moved).await?;
+            D::save(&mut tx, name, checkpoint.generation, applied.last_position).await?;
+        }
+        if let Some(fence) = fence {
+            D::renew(&mut tx, name, fence.ttl).await?;
         }
         D::commit(tx).await?;
         Ok(applied)

@@ -15,6 +15,10 @@ pub enum Error {
     /// guessed at, since a checkpoint read as 0 would apply every event again.
     #[error("corrupt read-model state: {0}")]
     Corrupt(String),
+    /// This instance no longer holds the projection's lease (it expired while the instance was
+    /// slow or frozen, and another took over): the batch was not applied.
+    #[error("projection `{0}`: the lease was lost to another instance; standing by")]
+    LeaseLost(String),
     /// A parked event that is not (or no longer) parked.
     #[error("projection `{projection}` has no parked event at position {position}")]
     NotParked {

@@ -14,7 +14,11 @@
 //!   position 0 while the current one serves, then the checkpoint switches to it in one
 //!   transaction;
 //! - **staying current** ([`Engine::start`]): a background runner woken by the feed (and polling),
-//!   with lag metrics, and [`Running::wait_for`] for read-your-writes.
+//!   with lag metrics, and [`Running::wait_for`] for read-your-writes;
+//! - **one instance at a time** ([`LeaseOptions`]): with several instances on one database, the
+//!   holder of a projection's lease applies its events and the others stand by; the lease
+//!   expires if its holder dies or freezes, and every batch is fenced by the lease's epoch, so
+//!   a holder that wakes up late cannot write (ADR 0015).
 
 mod apply;
 mod dialect;
@@ -26,10 +30,10 @@ mod runner;
 mod sqlite;
 
 pub use apply::{Applied, OnError, Parked, walk};
-pub use dialect::{Checkpoint, Dialect, ParkedEvent, Projection};
-pub use engine::{Engine, RetryOutcome};
+pub use dialect::{Checkpoint, Dialect, Holder, ParkedEvent, Projection};
+pub use engine::{Engine, Fence, RetryOutcome};
 pub use error::{Error, Result, position_from_sql, position_to_sql};
 pub use postgres::PgDialect;
 pub use rebuild::RebuildReport;
-pub use runner::{RunnerOptions, Running};
+pub use runner::{LeaseOptions, RunnerOptions, Running};
 pub use sqlite::SqliteDialect;

@@ -1,10 +1,13 @@
 //! The engine's storage on PostgreSQL.
 
+use std::time::Duration;
+
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 
 use crate::{
-    Checkpoint, Dialect, Error, Parked, ParkedEvent, Result, position_from_sql, position_to_sql,
+    Checkpoint, Dialect, Error, Holder, Parked, ParkedEvent, Result, position_from_sql,
+    position_to_sql,
 };
 
 /// The engine's tables in the event store's PostgreSQL database.
@@ -25,11 +28,32 @@ impl PgDialect {
     }
 }
 
+/// The checkpoint columns, with the lease's time left computed by the server's clock (the one
+/// clock every instance shares).
+const CHECKPOINT_COLUMNS: &str = "generation, position, owner, epoch,
+    EXTRACT(EPOCH FROM lease_until - now())::float8 AS lease_left";
+
 fn checkpoint(row: &PgRow) -> Result<Checkpoint> {
+    let owner: Option<String> = row.try_get("owner")?;
+    let left: Option<f64> = row.try_get("lease_left")?;
     Ok(Checkpoint {
         generation: row.try_get("generation")?,
         position: position_from_sql(row.try_get("position")?)?,
+        holder: match owner {
+            Some(owner) => Some(Holder {
+                owner,
+                epoch: position_from_sql(row.try_get("epoch")?)?,
+                expires_in: left
+                    .filter(|s| *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+            }),
+            None => None,
+        },
     })
+}
+
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Dialect for PgDialect {
@@ -54,7 +78,8 @@ impl Dialect for PgDialect {
     }
 
     async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>> {
-        let row = sqlx::query("SELECT generation, position FROM projections WHERE name = $1")
+        let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections WHERE name = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -62,23 +87,72 @@ impl Dialect for PgDialect {
     }
 
     async fn lock(tx: &mut Self::Tx, name: &str) -> Result<Checkpoint> {
-        let row =
-            sqlx::query("SELECT generation, position FROM projections WHERE name = $1 FOR UPDATE")
-                .bind(name)
-                .fetch_one(&mut **tx)
-                .await?;
+        // A batch's transaction never idles long; one that does belongs to a frozen instance, and
+        // the server ends it so that its row lock does not block the takeover.
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = '5s'")
+            .execute(&mut **tx)
+            .await?;
+        let sql =
+            format!("SELECT {CHECKPOINT_COLUMNS} FROM projections WHERE name = $1 FOR UPDATE");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
         checkpoint(&row)
     }
 
-    async fn save(tx: &mut Self::Tx, name: &str, checkpoint: Checkpoint) -> Result<()> {
+    async fn save(tx: &mut Self::Tx, name: &str, generation: i32, position: u64) -> Result<()> {
         sqlx::query(
             "UPDATE projections SET generation = $2, position = $3, updated_at = now() WHERE name = $1",
         )
         .bind(name)
-        .bind(checkpoint.generation)
-        .bind(position_to_sql(checkpoint.position)?)
+        .bind(generation)
+        .bind(position_to_sql(position)?)
         .execute(&mut **tx)
         .await?;
+        Ok(())
+    }
+
+    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<u64>> {
+        // SKIP LOCKED: a row locked by the owner's batch is simply not free this time.
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "WITH free AS (
+                 SELECT name FROM projections
+                 WHERE name = $1 AND (owner IS NOT DISTINCT FROM $2 OR lease_until IS NULL OR lease_until < now())
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE projections p
+             SET epoch = CASE WHEN p.owner IS NOT DISTINCT FROM $2 THEN p.epoch ELSE p.epoch + 1 END,
+                 owner = $2,
+                 lease_until = now() + $3 * interval '1 millisecond'
+             FROM free WHERE p.name = free.name
+             RETURNING p.epoch",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(millis(ttl))
+        .fetch_optional(&self.pool)
+        .await?;
+        epoch.map(position_from_sql).transpose()
+    }
+
+    async fn renew(tx: &mut Self::Tx, name: &str, ttl: Duration) -> Result<()> {
+        sqlx::query(
+            "UPDATE projections SET lease_until = now() + $2 * interval '1 millisecond' WHERE name = $1",
+        )
+        .bind(name)
+        .bind(millis(ttl))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query("UPDATE projections SET lease_until = NULL WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use event_store::Feed;
 
-use crate::{Checkpoint, Dialect, Engine, OnError, Projection, Result};
+use crate::{Dialect, Engine, OnError, Projection, Result};
 
 /// Events per rebuild transaction: larger than the live batch, since nothing waits on it.
 const REBUILD_BATCH: usize = 5_000;
@@ -87,15 +87,7 @@ where
             D::park(&mut tx, name, &applied.parked).await?;
             after = applied.last_position;
         }
-        D::save(
-            &mut tx,
-            name,
-            Checkpoint {
-                generation,
-                position: after,
-            },
-        )
-        .await?;
+        D::save(&mut tx, name, generation, after).await?;
         D::commit(tx).await?;
         Ok(after)
     }

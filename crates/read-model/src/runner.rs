@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use event_store::Feed;
 use tokio::sync::{Notify, watch};
 
-use crate::{Applied, Dialect, Engine, OnError, Projection};
+use crate::{Applied, Dialect, Engine, Error, Fence, OnError, Projection};
 
 /// How the runner works.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunnerOptions {
     /// Events per transaction: big enough to amortise the commit, small enough to keep locks
     /// short.
@@ -19,6 +19,9 @@ pub struct RunnerOptions {
     /// How often to read the feed when no wake-up arrives (events of another process on SQLite,
     /// a lost notification on PostgreSQL).
     pub poll_interval: Duration,
+    /// Share the work with other instances on the database through a lease; `None` runs every
+    /// batch unfenced (one instance, or tests).
+    pub lease: Option<LeaseOptions>,
 }
 
 impl Default for RunnerOptions {
@@ -27,8 +30,45 @@ impl Default for RunnerOptions {
             batch_size: 500,
             on_error: OnError::Park,
             poll_interval: Duration::from_millis(200),
+            lease: None,
         }
     }
+}
+
+/// How instances share a projection: one holds its lease and applies its events, the others
+/// stand by, follow its checkpoint (so their waits for a position still answer) and take the
+/// lease over once it expires.
+#[derive(Debug, Clone)]
+pub struct LeaseOptions {
+    /// This instance's name, unique among the instances on the database (shown by
+    /// `orders projections status`).
+    pub owner: String,
+    /// How long a lease lasts without renewal: the longest a dead or frozen holder delays a
+    /// takeover. The holder renews it with every batch, and at half-time when idle.
+    pub ttl: Duration,
+    /// How often a standby tries to take the lease.
+    pub standby_interval: Duration,
+}
+
+impl LeaseOptions {
+    /// `owner` with a 5 s lease, tried for every second: a takeover within about 6 s.
+    pub fn new(owner: impl Into<String>) -> Self {
+        Self {
+            owner: owner.into(),
+            ttl: Duration::from_secs(5),
+            standby_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Moves what this process has seen applied forward (never back: a rebuild's switch or another
+/// instance's checkpoint only ever moves on).
+fn advance(applied: &watch::Sender<u64>, position: u64) {
+    applied.send_if_modified(|p| {
+        let moved = position > *p;
+        *p = (*p).max(position);
+        moved
+    });
 }
 
 /// How often a stopped projection tries the event it stopped at again.
@@ -111,13 +151,57 @@ where
     ) {
         let mut wakeups = self.feed.wakeups();
         let mut last_backlog_check: Option<Instant> = None;
+        let mut last_attempt: Option<Instant> = None;
+        let mut fence: Option<Fence> = None;
         let labels = [("projection", self.name().to_owned())];
         loop {
             if *shutdown.borrow() {
+                if let (Some(fence), Some(lease)) = (&fence, &options.lease) {
+                    // Hand over at once instead of after the lease runs out.
+                    let _ = self.db.release(self.name(), &lease.owner).await;
+                    tracing::info!(
+                        projection = self.name(),
+                        epoch = fence.epoch,
+                        "projection lease released"
+                    );
+                }
                 return;
             }
+            if let Some(lease) = &options.lease
+                && fence.is_none()
+            {
+                if last_attempt.is_none_or(|at| at.elapsed() >= lease.standby_interval) {
+                    last_attempt = Some(Instant::now());
+                    fence = self.try_lease(lease, &labels).await;
+                    if fence.is_none() {
+                        // A standby's lag is the holder's: keep its gauges true as well.
+                        let at = Applied {
+                            last_position: *applied.borrow(),
+                            ..Applied::default()
+                        };
+                        self.record(&labels, &at, Instant::now()).await;
+                    }
+                }
+                if fence.is_none() {
+                    self.follow(&applied).await;
+                    tokio::select! {
+                        () = wakeups.changed() => {}
+                        () = wake.notified() => {}
+                        () = tokio::time::sleep(options.poll_interval) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            }
             let started = Instant::now();
-            match self.run_batch(options.batch_size, options.on_error).await {
+            let batch = match &fence {
+                Some(fence) => {
+                    self.run_fenced_batch(options.batch_size, options.on_error, fence)
+                        .await
+                }
+                None => self.run_batch(options.batch_size, options.on_error).await,
+            };
+            match batch {
                 Ok(batch) => {
                     let stopped = batch.stopped.is_some();
                     metrics::gauge!("projection_stopped", &labels)
@@ -133,11 +217,7 @@ where
                         last_backlog_check = Some(Instant::now());
                         self.warn_if_held_back().await;
                     }
-                    applied.send_if_modified(|p| {
-                        let moved = batch.last_position > *p;
-                        *p = (*p).max(batch.last_position);
-                        moved
-                    });
+                    advance(&applied, batch.last_position);
                     if stopped {
                         tokio::time::sleep(STOPPED_RECHECK).await;
                         continue;
@@ -145,6 +225,16 @@ where
                     if batch.events == options.batch_size {
                         continue; // more to catch up
                     }
+                }
+                Err(Error::LeaseLost(_)) => {
+                    tracing::warn!(
+                        projection = self.name(),
+                        "projection lease lost to another instance; standing by"
+                    );
+                    metrics::gauge!("projection_leader", &labels).set(0.0);
+                    fence = None;
+                    last_attempt = Some(Instant::now());
+                    continue;
                 }
                 Err(error) => {
                     tracing::error!(projection = self.name(), %error, "projection batch failed; retrying");
@@ -159,6 +249,41 @@ where
                 () = tokio::time::sleep(options.poll_interval) => {}
                 _ = shutdown.changed() => {}
             }
+        }
+    }
+
+    /// Tries to take the lease; the fence to write with if this instance now holds it.
+    async fn try_lease(
+        &self,
+        lease: &LeaseOptions,
+        labels: &[(&'static str, String); 1],
+    ) -> Option<Fence> {
+        match self.db.acquire(self.name(), &lease.owner, lease.ttl).await {
+            Ok(Some(epoch)) => {
+                tracing::info!(projection = self.name(), owner = %lease.owner, epoch, "projection lease taken: this instance applies its events");
+                metrics::gauge!("projection_leader", labels).set(1.0);
+                Some(Fence {
+                    owner: lease.owner.clone(),
+                    epoch,
+                    ttl: lease.ttl,
+                })
+            }
+            Ok(None) => {
+                metrics::gauge!("projection_leader", labels).set(0.0);
+                None
+            }
+            Err(error) => {
+                tracing::warn!(projection = self.name(), %error, "cannot try the projection lease; standing by");
+                None
+            }
+        }
+    }
+
+    /// A standby follows the holder's durable checkpoint, so that waits for a position answer
+    /// on every instance.
+    async fn follow(&self, applied: &watch::Sender<u64>) {
+        if let Ok(Some(checkpoint)) = self.checkpoint().await {
+            advance(applied, checkpoint.position);
         }
     }
 

@@ -1,11 +1,14 @@
 //! The engine's storage on SQLite.
 
+use std::time::Duration;
+
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    Checkpoint, Dialect, Error, Parked, ParkedEvent, Result, position_from_sql, position_to_sql,
+    Checkpoint, Dialect, Error, Holder, Parked, ParkedEvent, Result, position_from_sql,
+    position_to_sql,
 };
 
 /// SQLite's notation for "now" in the format the event store writes.
@@ -37,11 +40,35 @@ impl SqliteDialect {
     }
 }
 
+/// The checkpoint columns, with the lease's seconds left.
+const CHECKPOINT_COLUMNS: &str = "generation, position, owner, epoch,
+    (julianday(lease_until) - julianday('now')) * 86400.0 AS lease_left";
+
 fn checkpoint(row: &SqliteRow) -> Result<Checkpoint> {
+    let owner: Option<String> = row.try_get("owner")?;
+    let left: Option<f64> = row.try_get("lease_left")?;
     Ok(Checkpoint {
         generation: row.try_get("generation")?,
         position: position_from_sql(row.try_get("position")?)?,
+        holder: match owner {
+            Some(owner) => Some(Holder {
+                owner,
+                epoch: position_from_sql(row.try_get("epoch")?)?,
+                expires_in: left
+                    .filter(|s| *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+            }),
+            None => None,
+        },
     })
+}
+
+/// `now + ttl` in the format the event store writes (comparable as text).
+fn until(ttl: Duration) -> String {
+    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    (chrono::Utc::now() + ttl)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 impl Dialect for SqliteDialect {
@@ -60,7 +87,8 @@ impl Dialect for SqliteDialect {
             .bind(name)
             .execute(&self.writer)
             .await?;
-        let row = sqlx::query("SELECT generation, position FROM projections WHERE name = ?1")
+        let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections WHERE name = ?1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&self.writer)
             .await?;
@@ -71,7 +99,8 @@ impl Dialect for SqliteDialect {
     }
 
     async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>> {
-        let row = sqlx::query("SELECT generation, position FROM projections WHERE name = ?1")
+        let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections WHERE name = ?1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&self.reader)
             .await?;
@@ -80,22 +109,60 @@ impl Dialect for SqliteDialect {
 
     async fn lock(tx: &mut Self::Tx, name: &str) -> Result<Checkpoint> {
         // The single writer connection is the lock: nothing else writes while `tx` is open.
-        let row = sqlx::query("SELECT generation, position FROM projections WHERE name = ?1")
+        let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections WHERE name = ?1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .fetch_one(&mut **tx)
             .await?;
         checkpoint(&row)
     }
 
-    async fn save(tx: &mut Self::Tx, name: &str, checkpoint: Checkpoint) -> Result<()> {
+    async fn save(tx: &mut Self::Tx, name: &str, generation: i32, position: u64) -> Result<()> {
         let sql = format!(
             "UPDATE projections SET generation = ?2, position = ?3, updated_at = {NOW} WHERE name = ?1"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
-            .bind(checkpoint.generation)
-            .bind(position_to_sql(checkpoint.position)?)
+            .bind(generation)
+            .bind(position_to_sql(position)?)
             .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<u64>> {
+        // The single writer connection serialises this with every batch.
+        let now = until(Duration::ZERO);
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "UPDATE projections
+             SET epoch = CASE WHEN owner IS ?2 THEN epoch ELSE epoch + 1 END,
+                 owner = ?2, lease_until = ?3
+             WHERE name = ?1 AND (owner IS ?2 OR lease_until IS NULL OR lease_until < ?4)
+             RETURNING epoch",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(until(ttl))
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        epoch.map(position_from_sql).transpose()
+    }
+
+    async fn renew(tx: &mut Self::Tx, name: &str, ttl: Duration) -> Result<()> {
+        sqlx::query("UPDATE projections SET lease_until = ?2 WHERE name = ?1")
+            .bind(name)
+            .bind(until(ttl))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query("UPDATE projections SET lease_until = NULL WHERE name = ?1 AND owner = ?2")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use event_store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 use read_model::{
-    Applied, Dialect, Engine, Error, OnError, PgDialect, Projection, RetryOutcome, RunnerOptions,
-    SqliteDialect, position_to_sql, walk,
+    Applied, Dialect, Engine, Error, Fence, LeaseOptions, OnError, PgDialect, Projection,
+    RetryOutcome, RunnerOptions, SqliteDialect, position_to_sql, walk,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -501,6 +501,191 @@ where
     }
 }
 
+async fn a_stale_lease_holder_cannot_write<S, D>(b: Backend<S, D>)
+where
+    S: EventStore + Clone + 'static,
+    D: Dialect,
+    Counting: Projection<D>,
+{
+    let projection = Counting::new();
+    let engine = b.engine(&projection);
+    engine.register().await.unwrap();
+    let ttl = Duration::from_millis(1500);
+    let (early, early_at) = stream(&b.store, &["A"]).await;
+    let first = b
+        .dialect
+        .acquire(&projection.name, "first", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        b.dialect
+            .acquire(&projection.name, "second", ttl)
+            .await
+            .unwrap(),
+        None,
+        "a running lease is not taken"
+    );
+    assert_eq!(
+        b.dialect
+            .acquire(&projection.name, "first", ttl)
+            .await
+            .unwrap(),
+        Some(first),
+        "its holder keeps its epoch"
+    );
+    let fence = |owner: &str, epoch| Fence {
+        owner: owner.into(),
+        epoch,
+        ttl,
+    };
+    engine
+        .run_fenced_batch(10, OnError::Park, &fence("first", first))
+        .await
+        .unwrap();
+    assert_eq!(b.count(&projection, 1, early).await, Some((1, 1)));
+
+    tokio::time::sleep(ttl * 2).await; // "first" freezes past its lease
+    let second = b
+        .dialect
+        .acquire(&projection.name, "second", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second > first, "a new holder gets a new epoch");
+    let (late, late_at) = stream(&b.store, &["A"]).await;
+    let stale = engine
+        .run_fenced_batch(10, OnError::Park, &fence("first", first))
+        .await;
+    assert!(matches!(stale, Err(Error::LeaseLost(_))), "{stale:?}");
+    let checkpoint = engine.checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        checkpoint.position, early_at,
+        "the stale holder wrote no checkpoint"
+    );
+    assert_eq!(b.count(&projection, 1, late).await, None, "nor any row");
+    assert!(
+        engine
+            .run_fenced_batch(10, OnError::Park, &fence("second", first))
+            .await
+            .is_err(),
+        "the right owner at a stale epoch is fenced too"
+    );
+    engine
+        .run_fenced_batch(10, OnError::Park, &fence("second", second))
+        .await
+        .unwrap();
+    assert_eq!(b.count(&projection, 1, late).await, Some((1, 1)));
+    let checkpoint = engine.checkpoint().await.unwrap().unwrap();
+    assert_eq!(checkpoint.position, late_at);
+    let holder = checkpoint.holder.unwrap();
+    assert_eq!((holder.owner.as_str(), holder.epoch), ("second", second));
+    assert!(holder.expires_in.is_some(), "the batch renewed the lease");
+}
+
+async fn a_standby_follows_and_takes_over_from_a_frozen_holder<S, D>(b: Backend<S, D>)
+where
+    S: EventStore + Clone + 'static,
+    D: Dialect,
+    Counting: Projection<D>,
+{
+    let projection = Counting::new();
+    let engine = b.engine(&projection);
+    engine.register().await.unwrap();
+    // A holder that took the lease and then froze: it never renews.
+    let ttl = Duration::from_millis(800);
+    let frozen = b
+        .dialect
+        .acquire(&projection.name, "frozen", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let (shutdown, stop) = tokio::sync::watch::channel(false);
+    let lease = LeaseOptions {
+        owner: "standby".into(),
+        ttl,
+        standby_interval: Duration::from_millis(100),
+    };
+    let options = RunnerOptions {
+        lease: Some(lease),
+        ..RunnerOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let running = b.engine(&projection).start(options, stop).await.unwrap();
+    let (id, last) = stream(&b.store, &["A", "A"]).await;
+    assert!(
+        running.wait_for(last, Duration::from_secs(10)).await,
+        "no takeover"
+    );
+    let took = started.elapsed();
+    println!("takeover after {took:?} (lease {ttl:?})");
+    assert!(
+        took >= ttl / 2,
+        "the standby waited for the lease to run out: {took:?}"
+    );
+    assert_eq!(b.count(&projection, 1, id).await, Some((2, 2)));
+    let holder = engine.checkpoint().await.unwrap().unwrap().holder.unwrap();
+    assert_eq!(holder.owner, "standby");
+    assert!(holder.epoch > frozen);
+
+    // At shutdown the holder hands over at once.
+    shutdown.send(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let holder = engine.checkpoint().await.unwrap().unwrap().holder.unwrap();
+        if holder.expires_in.is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was not released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let next = b
+        .dialect
+        .acquire(&projection.name, "next", ttl)
+        .await
+        .unwrap();
+    assert!(next.is_some(), "a released lease is free at once");
+}
+
+async fn a_standby_answers_waits_from_the_holders_checkpoint<S, D>(b: Backend<S, D>)
+where
+    S: EventStore + Clone + 'static,
+    D: Dialect,
+    Counting: Projection<D>,
+{
+    let projection = Counting::new();
+    let (shutdown, stop) = tokio::sync::watch::channel(false);
+    let options = |owner: &str| RunnerOptions {
+        lease: Some(LeaseOptions::new(owner)),
+        ..RunnerOptions::default()
+    };
+    let holder = b
+        .engine(&projection)
+        .start(options("holder"), stop.clone())
+        .await
+        .unwrap();
+    let (_, first) = stream(&b.store, &["A"]).await;
+    assert!(holder.wait_for(first, Duration::from_secs(10)).await);
+    let standby = b
+        .engine(&projection)
+        .start(options("standby"), stop)
+        .await
+        .unwrap();
+    let (id, last) = stream(&b.store, &["A", "A", "A"]).await;
+    assert!(standby.wait_for(last, Duration::from_secs(10)).await);
+    assert_eq!(b.count(&projection, 1, id).await, Some((3, 3)));
+    let held = b.engine(&projection).checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        held.holder.unwrap().owner,
+        "holder",
+        "the standby never took over"
+    );
+    shutdown.send(true).unwrap();
+}
+
 macro_rules! engine_tests {
     ($backend:ident: $($name:ident),* $(,)?) => {
         mod $backend {
@@ -530,4 +715,7 @@ on_both_backends!(
     concurrent_engines_never_apply_an_event_twice,
     a_running_projection_catches_up_and_can_be_waited_for,
     a_negative_checkpoint_is_corrupt_not_zero,
+    a_stale_lease_holder_cannot_write,
+    a_standby_follows_and_takes_over_from_a_frozen_holder,
+    a_standby_answers_waits_from_the_holders_checkpoint,
 );

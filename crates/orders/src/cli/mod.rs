@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// What the read model does with an event it cannot apply: park it and go on, or stop.
     #[arg(long, env = "ORDERS_PROJECTION_ON_ERROR", value_enum, default_value_t = crate::projections::OnError::Park)]
     pub projection_on_error: crate::projections::OnError,
+    /// This instance's name among the instances sharing a database: shown as the holder of a
+    /// projection's lease (default: host name, process id and a random suffix).
+    #[arg(long, env = "ORDERS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// Publishing to Kafka.
     #[command(flatten)]
     pub kafka: outbox::KafkaConfig,

@@ -70,6 +70,22 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
                 checkpoint.position,
                 head.saturating_sub(checkpoint.position)
             );
+            match &checkpoint.holder {
+                Some(holder) => match holder.expires_in {
+                    Some(left) => outln!(
+                        "held by {} (epoch {}, lease runs {:.1} s more)",
+                        holder.owner,
+                        holder.epoch,
+                        left.as_secs_f64()
+                    ),
+                    None => outln!(
+                        "not held: the lease of {} (epoch {}) has ended; a running instance takes it within a second",
+                        holder.owner,
+                        holder.epoch
+                    ),
+                },
+                None => outln!("not held yet: no instance has run it"),
+            }
             print_parked(&read_model).await
         }
         ProjectionsCommand::Rebuild(args) => {

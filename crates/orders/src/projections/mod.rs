@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use model::{ListQuery, ORDERS_PROJECTION, OrderProjection, ReadModel, Stats, Tables};
 pub use read_model::OnError;
-use read_model::{RunnerOptions, Running};
+use read_model::{LeaseOptions, RunnerOptions, Running};
 use tokio::sync::watch;
 pub use view::OrderView;
 
@@ -33,16 +33,20 @@ pub struct Projections {
 }
 
 impl Projections {
-    /// Registers the order projection (creating its tables) and starts its runner; it stops when
-    /// `shutdown` turns true.
+    /// Registers the order projection (creating its tables) and starts its runner as
+    /// `instance_id`, which applies events while it holds the projection's lease and stands by
+    /// otherwise; it stops (releasing the lease) when `shutdown` turns true.
     pub async fn start(
         store: &Store,
         on_error: OnError,
+        instance_id: &str,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let read_model = ReadModel::for_store(store);
         let options = RunnerOptions {
             on_error,
+            // Instances on one database take turns by lease; alone, an instance takes it at once.
+            lease: Some(LeaseOptions::new(instance_id)),
             ..RunnerOptions::default()
         };
         let orders = read_model.start(options, shutdown).await?;

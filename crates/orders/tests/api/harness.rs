@@ -76,6 +76,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
         },
         read_wait: Duration::from_secs(3),
         projection_on_error: orders::projections::OnError::Park,
+        instance_id: orders::app::default_instance_id(),
         kafka: Default::default(),
     };
     let mut config = config;
