@@ -1,0 +1,270 @@
+//! Three service processes on one PostgreSQL database under load: the projection's work is done
+//! by one instance at a time, and it fails over, fenced, when the working one is killed with
+//! `kill -9` or frozen with SIGSTOP.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orders::auth::{JwtKeys, Role};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const SECRET: &str = "instances-test-secret-0123456789abcdef";
+
+/// One `orders serve` process.
+struct Instance {
+    name: String,
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = signal(&self.child, "CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, name: &str) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(name: &str, database_url: &str, data_dir: &std::path::Path) -> Instance {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_orders"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", database_url)
+        .env("ORDERS_JWT_SECRET", SECRET)
+        .env("ORDERS_INSTANCE_ID", name)
+        .env("ORDERS_DATA_DIR", data_dir.join(name))
+        .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .env_remove("KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let instance = Instance {
+        name: name.to_owned(),
+        port,
+        child,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return instance;
+        }
+        assert!(Instant::now() < deadline, "instance {name} did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The holder of the order projection's lease while its lease runs.
+async fn holder(pool: &PgPool) -> Option<(String, i64)> {
+    sqlx::query_as(
+        "SELECT owner, epoch FROM projections WHERE name = 'orders' AND lease_until > now()",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until someone other than `previous` holds the lease; returns it and how long it took.
+async fn takeover(pool: &PgPool, previous: &str, since: Instant) -> ((String, i64), Duration) {
+    loop {
+        if let Some(held) = holder(pool).await
+            && held.0 != previous
+        {
+            return (held, since.elapsed());
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "nobody took over from {previous}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projection_fails_over_fenced_when_its_instance_is_killed_or_frozen() {
+    let url = test_support::postgres::fresh_database_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances = Vec::new();
+    for name in ["a", "b", "c"] {
+        instances.push(start(name, &url, dir.path()).await);
+    }
+    let pool = PgPool::connect(&url).await.unwrap();
+    let staff = JwtKeys::new(SECRET.as_bytes())
+        .issue("ops", Role::Staff, Duration::from_secs(600))
+        .unwrap();
+
+    // Load: creates spread over the instances that are up, every acknowledged id recorded.
+    let up: Arc<Mutex<Vec<u16>>> = Arc::new(Mutex::new(instances.iter().map(|i| i.port).collect()));
+    let acknowledged: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    let (stop_load, load_stopped) = tokio::sync::watch::channel(false);
+    let load = {
+        let (up, acknowledged, staff) = (up.clone(), acknowledged.clone(), staff.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let mut n = 0usize;
+            while !*load_stopped.borrow() {
+                let ports = up.lock().unwrap().clone();
+                let port = ports[n % ports.len()];
+                n += 1;
+                let body = json!({
+                    "customer_id": Uuid::now_v7(),
+                    "currency": "EUR",
+                    "items": [{"product_id": Uuid::now_v7(), "sku": "SKU-1", "quantity": 1, "unit_price": 100}],
+                });
+                let response = client
+                    .post(format!("http://127.0.0.1:{port}/orders"))
+                    .bearer_auth(&staff)
+                    .json(&body)
+                    .send()
+                    .await;
+                if let Ok(response) = response
+                    && response.status() == reqwest::StatusCode::CREATED
+                {
+                    let body: Value = response.json().await.unwrap();
+                    let id = body["id"].as_str().unwrap().parse().unwrap();
+                    acknowledged.lock().unwrap().push(id);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        if let Some(held) = holder(&pool).await {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "no instance took the lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // kill -9 the working instance.
+    let killed = instances.iter().position(|i| i.name == first.0).unwrap();
+    up.lock().unwrap().retain(|p| *p != instances[killed].port);
+    let since = Instant::now();
+    signal(&instances[killed].child, "KILL").unwrap();
+    let (second, after_kill) = takeover(&pool, &first.0, since).await;
+    println!(
+        "takeover after kill -9 of {}: {after_kill:?} (by {})",
+        first.0, second.0
+    );
+    assert!(after_kill < Duration::from_secs(10), "{after_kill:?}");
+    assert!(second.1 > first.1, "a takeover bumps the epoch");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Freeze the new working instance, let the third take over, then wake it up.
+    let frozen = instances.iter().position(|i| i.name == second.0).unwrap();
+    up.lock().unwrap().retain(|p| *p != instances[frozen].port);
+    let since = Instant::now();
+    signal(&instances[frozen].child, "STOP").unwrap();
+    let (third, after_freeze) = takeover(&pool, &second.0, since).await;
+    println!(
+        "takeover after SIGSTOP of {}: {after_freeze:?} (by {})",
+        second.0, third.0
+    );
+    assert!(after_freeze < Duration::from_secs(10), "{after_freeze:?}");
+    assert!(third.1 > second.1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(&instances[frozen].child, "CONT").unwrap();
+    up.lock().unwrap().push(instances[frozen].port);
+    tokio::time::sleep(Duration::from_secs(2)).await; // the woken one tries its stale batch
+
+    stop_load.send(true).unwrap();
+    load.await.unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 50,
+        "the load made {} orders",
+        acknowledged.len()
+    );
+
+    // Every acknowledged order is in the read model exactly once, at version 1, on every
+    // instance still up; nothing was parked (an event applied twice would be).
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM event_positions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let generation: i32 =
+        sqlx::query_scalar("SELECT generation FROM projections WHERE name = 'orders'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let table = format!("rm_order_details_g{generation}");
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT order_id, version FROM {table}"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    ids.sort();
+    let mut expected = acknowledged.clone();
+    expected.sort();
+    let client = reqwest::Client::new();
+    for instance in instances.iter().filter(|i| i.name != first.0) {
+        let stats: Value = client
+            .get(format!(
+                "http://127.0.0.1:{}/stats?min_position={head}",
+                instance.port
+            ))
+            .bearer_auth(&staff)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            stats["orders_by_status"]["created"],
+            json!(rows.len()),
+            "on {}: {stats}",
+            instance.name
+        );
+    }
+    // A create whose answer was lost (to the killed or frozen instance) may be there too.
+    let missing: Vec<&Uuid> = expected
+        .iter()
+        .filter(|id| ids.binary_search(id).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged orders missing from the read model: {missing:?}"
+    );
+    assert!(rows.iter().all(|r| r.1 == 1));
+    let parked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM parked_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        parked, 0,
+        "an event was applied twice or could not be applied"
+    );
+}
