@@ -139,7 +139,12 @@ impl Application {
             shutdown.subscribe(),
         )
         .await?;
-        let relay = crate::publishing::start(&store, &config.kafka, shutdown.subscribe());
+        let relay = crate::publishing::start(
+            &store,
+            &config.kafka,
+            &config.instance_id,
+            shutdown.subscribe(),
+        );
         crate::commands::spawn_purger(
             store.clone(),
             config.idempotency_retention,

@@ -10,13 +10,15 @@ use crate::store::Store;
 pub fn start(
     store: &Store,
     config: &KafkaConfig,
+    instance_id: &str,
     shutdown: watch::Receiver<bool>,
 ) -> Option<RelayHandle> {
     if !config.enabled() {
         tracing::info!("no KAFKA_BROKERS: events are not published");
         return None;
     }
-    let relay = Relay::new(store.clone(), relay_db(store), config.clone());
+    let relay =
+        Relay::new(store.clone(), relay_db(store), config.clone()).with_instance(instance_id);
     Some(relay.spawn(shutdown))
 }
 

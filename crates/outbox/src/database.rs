@@ -23,9 +23,14 @@ pub enum RelayDb {
 
 impl RelayDb {
     /// Takes the relay lease for `name` if nobody else holds it.
-    pub async fn try_lease(&self, name: &str) -> sqlx::Result<Option<Lease>> {
+    /// `instance` names the holder on its lease connection.
+    pub async fn try_lease(
+        &self,
+        name: &str,
+        instance: Option<&str>,
+    ) -> sqlx::Result<Option<Lease>> {
         match self {
-            Self::Postgres(pool) => Lease::try_postgres(pool, name).await,
+            Self::Postgres(pool) => Lease::try_postgres(pool, name, instance).await,
             Self::Sqlite { writer, .. } => Lease::sqlite(writer, name).await.map(Some),
         }
     }

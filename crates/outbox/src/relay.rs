@@ -33,7 +33,7 @@ use crate::read_ahead::ReadAhead;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often a relay that does not hold the lease tries to take it.
-const STANDBY_INTERVAL: Duration = Duration::from_secs(2);
+const STANDBY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often an idle leader checks that it still holds the lease.
 const LEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -74,6 +74,7 @@ pub struct Relay<S> {
     db: RelayDb,
     config: KafkaConfig,
     name: String,
+    instance: Option<String>,
 }
 
 impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
@@ -86,7 +87,15 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
             db,
             config,
             name,
+            instance: None,
         }
+    }
+
+    /// Names this instance on its lease connection (`application_name` `orders-outbox-relay
+    /// <instance>` in `pg_stat_activity`), so operators can see which instance publishes.
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
     }
 
     /// The checkpoint row's name.
@@ -157,7 +166,11 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
         shutdown: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
     ) -> Result<Term, RelayError> {
-        let Some(mut lease) = self.db.try_lease(&self.name).await? else {
+        let Some(mut lease) = self
+            .db
+            .try_lease(&self.name, self.instance.as_deref())
+            .await?
+        else {
             return Ok(Term::Standby);
         };
         let mut checkpoint = lease.checkpoint().await?;
@@ -205,6 +218,13 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
                 let acked = tokio::select! {
                     acked = batch.acked() => Some(acked),
                     () = stopped(shutdown) => None,
+                    () = tokio::time::sleep_until(last_check + LEASE_CHECK_INTERVAL) => {
+                        // A slow broker must not let the lease connection fall silent.
+                        lease.check().await?;
+                        last_check = tokio::time::Instant::now();
+                        pipeline.push_front(batch);
+                        continue;
+                    }
                 };
                 let Some(acked) = acked else {
                     pipeline.push_front(batch); // the drain above waits for it, bounded
