@@ -3,6 +3,7 @@
 //! Tests talk to real services. When one is missing they fail loudly, saying how to start it;
 //! they are never skipped.
 
+pub mod cluster;
 pub mod pgwire;
 pub mod postgres;
 pub mod proxy;
