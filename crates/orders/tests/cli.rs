@@ -647,7 +647,7 @@ async fn parked_events_are_listed_retried_and_skipped_from_the_cli() {
         };
         let (ok, listed) = run(&["list"]);
         assert!(ok, "{listed}");
-        assert!(listed.contains("parked events: 1"), "{listed}");
+        assert!(listed.contains("parked events of orders: 1"), "{listed}");
         assert!(listed.contains(&format!("position {position}")), "{listed}");
         assert!(listed.contains("OrderTeleported"), "{listed}");
 

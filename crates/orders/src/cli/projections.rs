@@ -4,9 +4,10 @@ use clap::{Args, Subcommand};
 use common::DatabaseConfig;
 use event_store::Feed;
 use indicatif::{ProgressBar, ProgressStyle};
-use read_model::RetryOutcome;
+use read_model::{PgDialect, Projection, RetryOutcome, SqliteDialect};
 
-use crate::projections::{ORDERS_PROJECTION, ReadModel};
+use crate::projections::engines::ProjectionEngine;
+use crate::projections::{CustomerSummaries, ReadModel};
 use crate::store::Store;
 
 /// The `projections` subcommands.
@@ -14,9 +15,9 @@ use crate::store::Store;
 pub enum ProjectionsCommand {
     /// Show each projection's checkpoint, lag and parked events.
     Status(DatabaseArgs),
-    /// Rebuild the order read model from the first event into new tables, then switch to them.
-    /// A running service keeps serving the old tables until the switch.
-    Rebuild(DatabaseArgs),
+    /// Rebuild read models from the first event into new tables, then switch to them. A running
+    /// service keeps serving the old tables until the switch.
+    Rebuild(RebuildArgs),
     /// Events a projection could not apply: list them, or retry or skip one.
     #[command(subcommand)]
     Parked(ParkedCommand),
@@ -25,7 +26,7 @@ pub enum ProjectionsCommand {
 /// The `projections parked` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ParkedCommand {
-    /// List the parked events with their errors.
+    /// List the parked events of every read model with their errors.
     List(DatabaseArgs),
     /// Apply a parked event again (after a fix); it stays parked if it fails again.
     Retry(ParkedArgs),
@@ -41,11 +42,34 @@ pub struct DatabaseArgs {
     pub database: DatabaseConfig,
 }
 
+/// A read model, by its projection's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProjectionName {
+    /// The order read model (`GET /orders`, `GET /stats`).
+    Orders,
+    /// The per-customer summary (`GET /customers/{id}/summary`).
+    CustomerSummaries,
+}
+
+/// Settings of `projections rebuild`.
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    /// Only this read model (default: all).
+    #[arg(long, value_enum)]
+    pub projection: Option<ProjectionName>,
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+}
+
 /// Which parked event.
 #[derive(Debug, Clone, Args)]
 pub struct ParkedArgs {
     /// Its feed position (from `orders projections parked list`).
     pub position: u64,
+    /// The read model that parked it.
+    #[arg(long, value_enum, default_value_t = ProjectionName::Orders)]
+    pub projection: ProjectionName,
     /// Database.
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -56,98 +80,129 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status(args) => {
             let store = Store::open_existing(&args.database).await?;
-            let read_model = ReadModel::for_store(&store);
-            let Some(checkpoint) = read_model.checkpoint().await? else {
-                outln!(
-                    "{ORDERS_PROJECTION}: not started yet (the service creates it when it first starts)"
-                );
-                return Ok(());
-            };
             let head = store.head().await?;
-            outln!(
-                "{ORDERS_PROJECTION}: generation {}, position {} of {head} (lag {} events)",
-                checkpoint.generation,
-                checkpoint.position,
-                head.saturating_sub(checkpoint.position)
-            );
-            match &checkpoint.holder {
-                Some(holder) => match holder.expires_in {
-                    Some(left) => outln!(
-                        "held by {} (epoch {}, lease runs {:.1} s more)",
-                        holder.owner,
-                        holder.epoch,
-                        left.as_secs_f64()
-                    ),
-                    None => outln!(
-                        "not held: the lease of {} (epoch {}) has ended; a running instance takes it within a second",
-                        holder.owner,
-                        holder.epoch
-                    ),
-                },
-                None => outln!("not held yet: no instance has run it"),
-            }
-            print_parked(&read_model).await
+            status(&ReadModel::for_store(&store), head).await?;
+            status(&CustomerSummaries::for_store(&store), head).await
         }
         ProjectionsCommand::Rebuild(args) => {
-            let read_model = ReadModel::for_store(&Store::open(&args.database).await?);
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} rebuilding [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            let report = read_model
-                .rebuild(|done, head| {
-                    bar.set_length(head);
-                    bar.set_position(done);
-                })
-                .await?;
-            bar.finish_and_clear();
-            outln!(
-                "rebuilt {ORDERS_PROJECTION}: {} events into generation {}, now serving from position {}",
-                report.events,
-                report.generation,
-                report.position
-            );
+            let store = Store::open(&args.database).await?;
+            let wanted = |name| args.projection.is_none_or(|p| p == name);
+            if wanted(ProjectionName::Orders) {
+                rebuild(&ReadModel::for_store(&store)).await?;
+            }
+            if wanted(ProjectionName::CustomerSummaries) {
+                rebuild(&CustomerSummaries::for_store(&store)).await?;
+            }
             Ok(())
         }
         ProjectionsCommand::Parked(ParkedCommand::List(args)) => {
-            let read_model = ReadModel::for_store(&Store::open_existing(&args.database).await?);
-            print_parked(&read_model).await
+            let store = Store::open_existing(&args.database).await?;
+            print_parked(&ReadModel::for_store(&store)).await?;
+            print_parked(&CustomerSummaries::for_store(&store)).await
         }
         ProjectionsCommand::Parked(ParkedCommand::Retry(args)) => {
             // Writes: not an inspection connection (those are read-only).
-            let read_model = ReadModel::for_store(&Store::open(&args.database).await?);
-            let outcome = read_model.retry_parked(args.position).await?;
-            audit("retry", args.position, &outcome);
-            match outcome {
-                RetryOutcome::Applied => {
-                    outln!("position {}: applied, no longer parked", args.position);
-                    Ok(())
-                }
-                RetryOutcome::StillFails(error) => {
-                    anyhow::bail!(
-                        "position {} still fails and stays parked: {error}",
-                        args.position
-                    )
+            let store = Store::open(&args.database).await?;
+            match args.projection {
+                ProjectionName::Orders => retry(&ReadModel::for_store(&store), args.position).await,
+                ProjectionName::CustomerSummaries => {
+                    retry(&CustomerSummaries::for_store(&store), args.position).await
                 }
             }
         }
         ProjectionsCommand::Parked(ParkedCommand::Skip(args)) => {
-            let read_model = ReadModel::for_store(&Store::open(&args.database).await?);
-            read_model.skip_parked(args.position).await?;
-            tracing::warn!(projection = ORDERS_PROJECTION, position = args.position, by = %operator(), "parked event skipped: it will never be applied");
-            outln!("position {}: skipped, no longer parked", args.position);
-            Ok(())
+            let store = Store::open(&args.database).await?;
+            match args.projection {
+                ProjectionName::Orders => skip(&ReadModel::for_store(&store), args.position).await,
+                ProjectionName::CustomerSummaries => {
+                    skip(&CustomerSummaries::for_store(&store), args.position).await
+                }
+            }
         }
     }
 }
 
-async fn print_parked(read_model: &ReadModel) -> anyhow::Result<()> {
-    let parked = read_model.parked().await?;
-    outln!("parked events: {}", parked.len());
+async fn status<P: Both>(engine: &ProjectionEngine<P>, head: u64) -> anyhow::Result<()> {
+    let name = engine.name();
+    let Some(checkpoint) = engine.checkpoint().await? else {
+        outln!("{name}: not started yet (the service creates it when it first starts)");
+        return Ok(());
+    };
+    outln!(
+        "{name}: generation {}, position {} of {head} (lag {} events)",
+        checkpoint.generation,
+        checkpoint.position,
+        head.saturating_sub(checkpoint.position)
+    );
+    match &checkpoint.holder {
+        Some(holder) => match holder.expires_in {
+            Some(left) => outln!(
+                "  held by {} (epoch {}, lease runs {:.1} s more)",
+                holder.owner,
+                holder.epoch,
+                left.as_secs_f64()
+            ),
+            None => outln!(
+                "  not held: the lease of {} (epoch {}) has ended; a running instance takes it within a second",
+                holder.owner,
+                holder.epoch
+            ),
+        },
+        None => outln!("  not held yet: no instance has run it"),
+    }
+    print_parked(engine).await
+}
+
+async fn rebuild<P: Both>(engine: &ProjectionEngine<P>) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} rebuilding [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let report = engine
+        .rebuild(|done, head| {
+            bar.set_length(head);
+            bar.set_position(done);
+        })
+        .await?;
+    bar.finish_and_clear();
+    outln!(
+        "rebuilt {}: {} events into generation {}, now serving from position {}",
+        engine.name(),
+        report.events,
+        report.generation,
+        report.position
+    );
+    Ok(())
+}
+
+async fn retry<P: Both>(engine: &ProjectionEngine<P>, position: u64) -> anyhow::Result<()> {
+    let outcome = engine.retry_parked(position).await?;
+    audit(engine.name(), "retry", position, &outcome);
+    match outcome {
+        RetryOutcome::Applied => {
+            outln!("position {position}: applied, no longer parked");
+            Ok(())
+        }
+        RetryOutcome::StillFails(error) => {
+            anyhow::bail!("position {position} still fails and stays parked: {error}")
+        }
+    }
+}
+
+async fn skip<P: Both>(engine: &ProjectionEngine<P>, position: u64) -> anyhow::Result<()> {
+    engine.skip_parked(position).await?;
+    tracing::warn!(projection = engine.name(), position, by = %operator(), "parked event skipped: it will never be applied");
+    outln!("position {position}: skipped, no longer parked");
+    Ok(())
+}
+
+async fn print_parked<P: Both>(engine: &ProjectionEngine<P>) -> anyhow::Result<()> {
+    let parked = engine.parked().await?;
+    outln!("parked events of {}: {}", engine.name(), parked.len());
     for event in parked {
         outln!(
             "  position {}  event {}  parked {}: {}",
@@ -160,9 +215,13 @@ async fn print_parked(read_model: &ReadModel) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A read model the engine runs on both backends.
+trait Both: Projection<PgDialect> + Projection<SqliteDialect> {}
+impl<P: Projection<PgDialect> + Projection<SqliteDialect>> Both for P {}
+
 /// Records an operator's action on a parked event in the log.
-fn audit(action: &str, position: u64, outcome: &RetryOutcome) {
-    tracing::warn!(projection = ORDERS_PROJECTION, action, position, by = %operator(), ?outcome, "parked event operated on");
+fn audit(projection: &str, action: &str, position: u64, outcome: &RetryOutcome) {
+    tracing::warn!(projection, action, position, by = %operator(), ?outcome, "parked event operated on");
 }
 
 /// Who ran the command, as the operating system names them.

@@ -357,6 +357,65 @@ impl From<crate::projections::Stats> for StatsResponse {
     }
 }
 
+/// `GET /customers/{id}/summary`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerSummaryResponse {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// All its orders.
+    pub orders: i64,
+    /// Its orders per status; statuses without orders are absent.
+    pub orders_by_status: std::collections::BTreeMap<String, i64>,
+    /// Per currency: its confirmed, not cancelled orders and their totals.
+    pub spend: Vec<CurrencySpend>,
+    /// When it ordered first; absent without orders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_order_at: Option<DateTime<Utc>>,
+    /// When it ordered last; absent without orders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_order_at: Option<DateTime<Utc>>,
+    /// The summary's checkpoint when it answered.
+    pub position: u64,
+}
+
+/// What a customer spent in one currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrencySpend {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Confirmed, not cancelled orders.
+    pub orders: i64,
+    /// Their totals' sum, in minor units.
+    pub total: i64,
+}
+
+impl CustomerSummaryResponse {
+    /// The response for `customer` from its stored summary at `position`.
+    pub fn new(
+        customer: Uuid,
+        summary: crate::projections::customers::CustomerSummary,
+        position: u64,
+    ) -> Self {
+        Self {
+            customer_id: customer,
+            orders: summary.orders,
+            orders_by_status: summary.by_status.into_iter().collect(),
+            spend: summary
+                .spend
+                .into_iter()
+                .map(|(currency, orders, total)| CurrencySpend {
+                    currency,
+                    orders,
+                    total,
+                })
+                .collect(),
+            first_order_at: summary.first_order_at,
+            last_order_at: summary.last_order_at,
+            position,
+        }
+    }
+}
+
 /// The metadata keys a customer may see of an event of their order.
 const CUSTOMER_METADATA: [&str; 3] = ["correlation_id", "causation_id", "timestamp"];
 

@@ -52,16 +52,35 @@ impl<S: Send + Sync> FromRequestParts<S> for OrderId {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| Problem::bad_request("invalid-path", rejection.body_text()))?;
-        Uuid::parse_str(&raw).map(OrderId).map_err(|_| {
-            Problem::bad_request(
-                "invalid-path",
-                format!("{raw:?} is not an order id (a UUID)"),
-            )
-        })
+        uuid_segment(parts, state, "an order id").await.map(OrderId)
     }
+}
+
+/// The `{id}` path segment as a customer id; anything but a UUID is a 400 problem.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        uuid_segment(parts, state, "a customer id")
+            .await
+            .map(CustomerId)
+    }
+}
+
+async fn uuid_segment<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    what: &str,
+) -> Result<Uuid, Problem> {
+    let Path(raw) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| Problem::bad_request("invalid-path", rejection.body_text()))?;
+    Uuid::parse_str(&raw).map_err(|_| {
+        Problem::bad_request("invalid-path", format!("{raw:?} is not {what} (a UUID)"))
+    })
 }
 
 /// Query parameters; a malformed query string is a 400 problem.

@@ -79,6 +79,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             post(orders::create_order).get(queries::list_orders),
         )
         .route("/stats", get(queries::stats))
+        .route("/customers/{id}/summary", get(queries::customer_summary))
         .route("/orders/{id}", get(orders::get_order))
         .route("/orders/{id}/events", get(orders::get_order_events))
         .route("/orders/{id}/confirm", post(orders::confirm_order))

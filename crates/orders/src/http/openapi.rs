@@ -20,10 +20,10 @@ use super::problem::Problem;
         super::orders::create_order, super::orders::get_order, super::orders::get_order_events,
         super::orders::confirm_order, super::orders::cancel_order, super::orders::ship_order,
         super::orders::deliver_order, super::health::live, super::health::ready,
-        super::queries::list_orders, super::queries::stats, super::metrics::metrics,
+        super::queries::list_orders, super::queries::stats, super::queries::customer_summary, super::metrics::metrics,
     ),
     components(schemas(CreateOrderRequest, ItemRequest, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem,
-        super::queries::OrderPage, super::dto::ListedOrder, super::dto::StatsResponse, super::dto::DailyRevenue)),
+        super::queries::OrderPage, super::dto::ListedOrder, super::dto::StatsResponse, super::dto::DailyRevenue, super::dto::CustomerSummaryResponse, super::dto::CurrencySpend)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -11,14 +11,14 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::consistency;
-use super::dto::{ListedOrder, StatsResponse};
-use super::extract::ApiQuery;
+use super::dto::{CustomerSummaryResponse, ListedOrder, StatsResponse};
+use super::extract::{ApiQuery, CustomerId};
 use super::waits;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
 use event_store::Feed;
 
-use crate::projections::ListQuery;
+use crate::projections::{ListQuery, Which};
 
 /// Largest page of `GET /orders`.
 pub(super) const MAX_PAGE: usize = 100;
@@ -65,6 +65,55 @@ pub struct StatsParams {
     pub min_position: Option<u64>,
 }
 
+/// `GET /customers/{id}/summary` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryParams {
+    /// Wait until the summary includes these writes (see `GET /orders`).
+    pub consistent_with: Option<String>,
+    /// Wait until the summary includes this global position.
+    pub min_position: Option<u64>,
+}
+
+/// A customer's orders by status, what it spent per currency, and when it ordered first and
+/// last, from the customer summary read model. A customer sees its own; staff any customer's.
+#[utoipa::path(get, path = "/customers/{id}/summary", tag = "queries", params(("id" = Uuid, Path), SummaryParams),
+    responses((status = 200, body = CustomerSummaryResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, description = "Another customer's summary (for a customer)", body = Problem),
+        (status = 422, description = "A consistency token names no stored write", body = Problem),
+        (status = 503, description = "The summary did not reach consistent_with or min_position in time", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn customer_summary(
+    State(state): State<AppState>,
+    principal: Principal,
+    CustomerId(customer): CustomerId,
+    ApiQuery(params): ApiQuery<SummaryParams>,
+) -> Result<Response, Problem> {
+    if principal.role == Role::Customer && principal.customer_id() != Some(customer) {
+        // Like another customer's order: indistinguishable from one that does not exist.
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "customer-not-found",
+            format!("no summary of customer {customer} for this caller"),
+        ));
+    }
+    let (generation, position) = caught_up(
+        &state,
+        Which::Customers,
+        &principal,
+        params.min_position,
+        params.consistent_with.as_deref(),
+    )
+    .await?;
+    let summary = state
+        .projections
+        .customers
+        .summary(generation, customer)
+        .await
+        .map_err(read_model_down)?;
+    Ok(Json(CustomerSummaryResponse::new(customer, summary, position)).into_response())
+}
+
 const STATUSES: [&str; 5] = ["created", "confirmed", "shipped", "delivered", "cancelled"];
 
 /// Orders, filtered by customer and status, a page at a time.
@@ -107,6 +156,7 @@ pub async fn list_orders(
     }
     let generation = caught_up(
         &state,
+        Which::Orders,
         &principal,
         params.min_position,
         params.consistent_with.as_deref(),
@@ -150,6 +200,7 @@ pub async fn stats(
     }
     let (generation, _) = caught_up(
         &state,
+        Which::Orders,
         &principal,
         params.min_position,
         params.consistent_with.as_deref(),
@@ -171,12 +222,13 @@ pub async fn stats(
 /// and a caller may have at most [`waits::MAX_WAITS_PER_CALLER`] queries waiting at a time.
 async fn caught_up(
     state: &AppState,
+    which: Which,
     principal: &Principal,
     min_position: Option<u64>,
     tokens: Option<&str>,
 ) -> Result<(i32, u64), Problem> {
     if min_position.is_none() && tokens.is_none() {
-        return current(state).await;
+        return current(state, which).await;
     }
     let deadline = tokio::time::Instant::now() + state.read_wait;
     let tokens = tokens.map(consistency::parse_tokens).transpose()?;
@@ -213,23 +265,27 @@ async fn caught_up(
     let wanted = min_position.max(written);
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Some(position) = wanted
-        && !state.projections.wait_for(position, left).await
+        && !state
+            .projections
+            .running(which)
+            .wait_for(position, left)
+            .await
     {
         // Another instance may be the one applying events: check the durable checkpoint too.
-        let (_, checkpoint) = current(state).await?;
+        let (_, checkpoint) = current(state, which).await?;
         if checkpoint < position {
             return Err(behind(position, checkpoint, state.read_wait));
         }
     }
-    current(state).await
+    current(state, which).await
 }
 
-async fn current(state: &AppState) -> Result<(i32, u64), Problem> {
-    state
-        .projections
-        .read_model
-        .checkpoint()
-        .await
+async fn current(state: &AppState, which: Which) -> Result<(i32, u64), Problem> {
+    let checkpoint = match which {
+        Which::Orders => state.projections.read_model.checkpoint().await,
+        Which::Customers => state.projections.customers.checkpoint().await,
+    };
+    checkpoint
         .map_err(read_model_down)?
         .map(|c| (c.generation, c.position))
         .ok_or_else(Problem::unavailable)

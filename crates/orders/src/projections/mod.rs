@@ -6,9 +6,13 @@
 //! - [`batch`]: one batch's decode and fold under the engine's error policy;
 //! - [`postgres`], [`sqlite`]: the read model's SQL per backend (tables, batch writes, queries),
 //!   and nothing else;
-//! - [`model`]: the read model on the service's backend, and its queries.
+//! - [`model`]: the read model on the service's backend, and its queries;
+//! - [`customers`]: the per-customer summary, a second read model on the same engine;
+//! - [`engines`]: a read model's engine on the configured backend, for any read model.
 
 pub mod batch;
+pub mod customers;
+pub mod engines;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -16,6 +20,7 @@ pub mod view;
 
 use std::time::Duration;
 
+pub use customers::model::CustomerSummaries;
 pub use model::{ListQuery, ORDERS_PROJECTION, OrderProjection, ReadModel, Stats, Tables};
 pub use read_model::OnError;
 use read_model::{LeaseOptions, RunnerOptions, Running};
@@ -27,9 +32,12 @@ use crate::store::Store;
 /// The running projections of this process and what they have applied.
 #[derive(Clone)]
 pub struct Projections {
-    /// The order read model they write.
+    /// The order read model.
     pub read_model: ReadModel,
+    /// The per-customer summary.
+    pub customers: CustomerSummaries,
     orders: Running,
+    customer_summaries: Running,
 }
 
 impl Projections {
@@ -49,8 +57,15 @@ impl Projections {
             lease: Some(LeaseOptions::new(instance_id)),
             ..RunnerOptions::default()
         };
-        let orders = read_model.start(options, shutdown).await?;
-        Ok(Self { read_model, orders })
+        let orders = read_model.start(options.clone(), shutdown.clone()).await?;
+        let customers = CustomerSummaries::for_store(store);
+        let customer_summaries = customers.start(options, shutdown).await?;
+        Ok(Self {
+            read_model,
+            customers,
+            orders,
+            customer_summaries,
+        })
     }
 
     /// The checkpoint this process last saw.
@@ -58,8 +73,26 @@ impl Projections {
         self.orders.position()
     }
 
-    /// Waits until the projection has applied `position`, at most `timeout`. Returns whether it did.
+    /// Waits until the order read model has applied `position`, at most `timeout`. Returns
+    /// whether it did.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         self.orders.wait_for(position, timeout).await
     }
+
+    /// The running projection `which`.
+    pub fn running(&self, which: Which) -> &Running {
+        match which {
+            Which::Orders => &self.orders,
+            Which::Customers => &self.customer_summaries,
+        }
+    }
+}
+
+/// One of the service's read models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The order read model (`GET /orders`, `GET /stats`).
+    Orders,
+    /// The customer summary (`GET /customers/{id}/summary`).
+    Customers,
 }

@@ -2,15 +2,11 @@
 //! queries on the backend the service runs on.
 
 use chrono::NaiveDate;
-use read_model::{
-    Applied, Checkpoint, Engine, OnError, ParkedEvent, PgDialect, Projection, RebuildReport,
-    RetryOutcome, RunnerOptions, Running, SqliteDialect,
-};
 use serde::Serialize;
-use tokio::sync::watch;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::engines::ProjectionEngine;
 use super::postgres::PgReadModel;
 use super::sqlite::SqliteReadModel;
 use super::view::OrderView;
@@ -76,41 +72,32 @@ pub(super) fn from_sql(value: i64) -> sqlx::Result<u64> {
 }
 
 /// The order read model on the service's database: its engine (batches, rebuilds, parked
-/// events) and its queries.
-#[derive(Clone)]
-pub enum ReadModel {
-    /// PostgreSQL.
-    Postgres(Engine<Store, PgDialect, OrderProjection>, PgReadModel),
-    /// SQLite.
-    Sqlite(
-        Engine<Store, SqliteDialect, OrderProjection>,
-        SqliteReadModel,
-    ),
+/// events) and its queries. Dereferences to the engine.
+#[derive(Debug, Clone)]
+pub struct ReadModel {
+    engine: ProjectionEngine<OrderProjection>,
+    queries: Queries,
 }
 
-impl std::fmt::Debug for ReadModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Postgres(..) => "ReadModel::Postgres",
-            Self::Sqlite(..) => "ReadModel::Sqlite",
-        })
+#[derive(Debug, Clone)]
+enum Queries {
+    Postgres(PgReadModel),
+    Sqlite(SqliteReadModel),
+}
+
+impl std::ops::Deref for ReadModel {
+    type Target = ProjectionEngine<OrderProjection>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.engine
     }
-}
-
-macro_rules! engine {
-    ($self:ident, $e:ident => $call:expr) => {
-        match $self {
-            ReadModel::Postgres($e, _) => $call,
-            ReadModel::Sqlite($e, _) => $call,
-        }
-    };
 }
 
 macro_rules! queries {
     ($self:ident, $q:ident => $call:expr) => {
-        match $self {
-            ReadModel::Postgres(_, $q) => $call,
-            ReadModel::Sqlite(_, $q) => $call,
+        match &$self.queries {
+            Queries::Postgres($q) => $call,
+            Queries::Sqlite($q) => $call,
         }
     };
 }
@@ -118,77 +105,14 @@ macro_rules! queries {
 impl ReadModel {
     /// The read model in the same database as `store`, fed by its feed.
     pub fn for_store(store: &Store) -> Self {
-        match store {
-            Store::Postgres(s) => {
-                let dialect = PgDialect::new(s.pool().clone());
-                Self::Postgres(
-                    Engine::new(store.clone(), dialect, OrderProjection),
-                    PgReadModel::new(s.pool().clone()),
-                )
-            }
-            Store::Sqlite(s) => {
-                let dialect = SqliteDialect::new(s.writer().clone(), s.reader().clone());
-                Self::Sqlite(
-                    Engine::new(store.clone(), dialect, OrderProjection),
-                    SqliteReadModel::new(s.reader().clone()),
-                )
-            }
+        let queries = match store {
+            Store::Postgres(s) => Queries::Postgres(PgReadModel::new(s.pool().clone())),
+            Store::Sqlite(s) => Queries::Sqlite(SqliteReadModel::new(s.reader().clone())),
+        };
+        Self {
+            engine: ProjectionEngine::for_store(store, OrderProjection),
+            queries,
         }
-    }
-
-    /// Registers the projection and starts its runner (see [`Engine::start`]).
-    pub async fn start(
-        &self,
-        options: RunnerOptions,
-        shutdown: watch::Receiver<bool>,
-    ) -> read_model::Result<Running> {
-        engine!(self, e => e.clone().start(options, shutdown).await)
-    }
-
-    /// Creates the checkpoint row and the serving tables if missing.
-    pub async fn register(&self) -> read_model::Result<Checkpoint> {
-        engine!(self, e => e.register().await)
-    }
-
-    /// Creates the tables of `generation` if missing (tools and benchmarks; the engine creates
-    /// the ones it needs).
-    pub async fn create_tables(&self, generation: i32) -> read_model::Result<()> {
-        engine!(self, e => e.projection().create_tables(e.dialect(), generation).await)
-    }
-
-    /// Drops the tables of `generation` if they exist.
-    pub async fn drop_tables(&self, generation: i32) -> read_model::Result<()> {
-        engine!(self, e => e.projection().drop_tables(e.dialect(), generation).await)
-    }
-
-    /// The checkpoint (`None` before the service first started).
-    pub async fn checkpoint(&self) -> read_model::Result<Option<Checkpoint>> {
-        engine!(self, e => e.checkpoint().await)
-    }
-
-    /// Applies the next batch (see [`Engine::run_batch`]).
-    pub async fn run_batch(&self, limit: usize, on_error: OnError) -> read_model::Result<Applied> {
-        engine!(self, e => e.run_batch(limit, on_error).await)
-    }
-
-    /// Rebuilds into the next generation and switches (see [`Engine::rebuild`]).
-    pub async fn rebuild(&self, progress: impl Fn(u64, u64)) -> read_model::Result<RebuildReport> {
-        engine!(self, e => e.rebuild(progress).await)
-    }
-
-    /// The parked events, in position order.
-    pub async fn parked(&self) -> read_model::Result<Vec<ParkedEvent>> {
-        engine!(self, e => e.parked().await)
-    }
-
-    /// Applies a parked event again (see [`Engine::retry_parked`]).
-    pub async fn retry_parked(&self, position: u64) -> read_model::Result<RetryOutcome> {
-        engine!(self, e => e.retry_parked(position).await)
-    }
-
-    /// Gives up on a parked event (see [`Engine::skip_parked`]).
-    pub async fn skip_parked(&self, position: u64) -> read_model::Result<()> {
-        engine!(self, e => e.skip_parked(position).await)
     }
 
     /// One order's row in `generation`.

@@ -1,0 +1,319 @@
+//! The per-customer summary: how many orders a customer has in each status, what it spent per
+//! currency, and when it ordered first and last. A second read model on the engine: this file is
+//! its pure fold; `postgres.rs` and `sqlite.rs` hold its SQL.
+
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use domain::{DomainEvent, OrderEvent, OrderStatus};
+use event_store::RecordedEvent;
+use read_model::{Applied, OnError, walk};
+use uuid::Uuid;
+
+/// Name of the summary's projection (its checkpoint row).
+pub const CUSTOMERS_PROJECTION: &str = "customer-summaries";
+
+/// The customer summary as a projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CustomerProjection;
+
+/// The table names of one generation.
+#[derive(Debug, Clone)]
+pub struct CustomerTables {
+    /// Per order: enough to attribute its later events to its customer.
+    pub orders: String,
+    /// Per customer: order count, first and last order.
+    pub customers: String,
+    /// Per customer and status: orders.
+    pub statuses: String,
+    /// Per customer and currency: confirmed, not cancelled orders and their totals.
+    pub spend: String,
+}
+
+impl CustomerTables {
+    /// The names for `generation` (an integer we produce, never user input).
+    pub fn new(generation: i32) -> Self {
+        Self {
+            orders: format!("rm_customer_orders_g{generation}"),
+            customers: format!("rm_customers_g{generation}"),
+            statuses: format!("rm_customer_statuses_g{generation}"),
+            spend: format!("rm_customer_spend_g{generation}"),
+        }
+    }
+}
+
+/// What the summary keeps of one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine {
+    /// The order.
+    pub order_id: Uuid,
+    /// Its customer.
+    pub customer_id: Uuid,
+    /// Its status.
+    pub status: String,
+    /// Its currency.
+    pub currency: String,
+    /// Its total, minor units.
+    pub total_minor: i64,
+    /// Whether its total counts as spent (confirmed and not cancelled).
+    pub spent: bool,
+    /// The stream version the line reflects.
+    pub version: u64,
+}
+
+/// One customer's changes in a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerChange {
+    /// New orders.
+    pub orders: i64,
+    /// Earliest creation among them.
+    pub first_order_at: Option<DateTime<Utc>>,
+    /// Latest creation among them.
+    pub last_order_at: Option<DateTime<Utc>>,
+    /// Orders per status (+1 entering, −1 leaving).
+    pub by_status: BTreeMap<String, i64>,
+    /// Per currency: (orders, total minor units) spent.
+    pub spend: BTreeMap<String, (i64, i64)>,
+}
+
+impl CustomerChange {
+    fn created(&mut self, at: DateTime<Utc>) {
+        self.orders += 1;
+        self.first_order_at = Some(self.first_order_at.map_or(at, |t| t.min(at)));
+        self.last_order_at = Some(self.last_order_at.map_or(at, |t| t.max(at)));
+    }
+
+    fn status(&mut self, status: &str, delta: i64) {
+        *self.by_status.entry(status.to_owned()).or_default() += delta;
+    }
+
+    fn spend(&mut self, currency: &str, orders: i64, total: i64) {
+        let entry = self.spend.entry(currency.to_owned()).or_default();
+        entry.0 = entry.0.saturating_add(orders);
+        entry.1 = entry.1.saturating_add(total);
+    }
+
+    /// Drops entries that cancelled out.
+    fn compact(&mut self) {
+        self.by_status.retain(|_, n| *n != 0);
+        self.spend.retain(|_, (n, t)| *n != 0 || *t != 0);
+    }
+}
+
+/// What `event` does to its order's line and its customer. Fails (changing nothing) when the
+/// event does not follow the line.
+pub fn apply(
+    line: Option<&OrderLine>,
+    recorded: &RecordedEvent,
+    event: &OrderEvent,
+    changes: &mut HashMap<Uuid, CustomerChange>,
+) -> Result<OrderLine, String> {
+    if let Some(line) = line
+        && recorded.version != line.version + 1
+    {
+        return Err(format!(
+            "version {} follows version {} of order {}",
+            recorded.version, line.version, line.order_id
+        ));
+    }
+    let (line, event) = match (line, event) {
+        (None, OrderEvent::Created(created)) => {
+            if recorded.version != 1 {
+                return Err(format!("OrderCreated at version {}", recorded.version));
+            }
+            let change = changes.entry(created.customer_id).or_default();
+            change.created(recorded.recorded_at);
+            change.status(OrderStatus::Created.as_str(), 1);
+            return Ok(OrderLine {
+                order_id: recorded.aggregate_id,
+                customer_id: created.customer_id,
+                status: OrderStatus::Created.as_str().to_owned(),
+                currency: created.currency.as_str().to_owned(),
+                total_minor: created.total.amount_minor(),
+                spent: false,
+                version: recorded.version,
+            });
+        }
+        (None, _) => return Err("an event before the order was created".into()),
+        (Some(_), OrderEvent::Created(_)) => return Err("a second OrderCreated".into()),
+        (Some(line), event) => (line, event),
+    };
+    let mut next = line.clone();
+    let change = changes.entry(line.customer_id).or_default();
+    match event {
+        OrderEvent::Created(_) => {} // answered above
+        OrderEvent::Confirmed(_) => {
+            next.status = OrderStatus::Confirmed.as_str().into();
+            next.spent = true;
+            change.spend(&line.currency, 1, line.total_minor);
+        }
+        OrderEvent::Cancelled(_) => {
+            next.status = OrderStatus::Cancelled.as_str().into();
+            if line.spent {
+                next.spent = false;
+                change.spend(&line.currency, -1, line.total_minor.saturating_neg());
+            }
+        }
+        OrderEvent::Shipped(_) => next.status = OrderStatus::Shipped.as_str().into(),
+        OrderEvent::Delivered(_) => next.status = OrderStatus::Delivered.as_str().into(),
+    }
+    change.status(&line.status, -1);
+    change.status(&next.status, 1);
+    next.version = recorded.version;
+    Ok(next)
+}
+
+/// The writes of one batch.
+#[derive(Debug, Default)]
+pub struct SummaryWrites {
+    /// Order lines to upsert.
+    pub lines: Vec<OrderLine>,
+    /// Per-customer changes.
+    pub changes: BTreeMap<Uuid, CustomerChange>,
+    /// What the engine records.
+    pub applied: Applied,
+}
+
+/// Folds `events` onto `lines` (the current lines of the orders they touch).
+pub fn fold_batch(
+    events: &[RecordedEvent],
+    mut lines: HashMap<Uuid, OrderLine>,
+    after: u64,
+    on_error: OnError,
+) -> SummaryWrites {
+    let mut changes: HashMap<Uuid, CustomerChange> = HashMap::new();
+    let mut changed = Vec::new();
+    let applied = walk(events, after, on_error, |recorded| {
+        if recorded.aggregate_type != "Order" {
+            return Ok(());
+        }
+        let event = OrderEvent::from_stored(
+            &recorded.event_type,
+            recorded.schema_version,
+            recorded.payload.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        let line = apply(
+            lines.get(&recorded.aggregate_id),
+            recorded,
+            &event,
+            &mut changes,
+        )?;
+        if !changed.contains(&recorded.aggregate_id) {
+            changed.push(recorded.aggregate_id);
+        }
+        lines.insert(recorded.aggregate_id, line);
+        Ok(())
+    });
+    let changes = changes
+        .into_iter()
+        .map(|(id, mut change)| {
+            change.compact();
+            (id, change)
+        })
+        .collect();
+    SummaryWrites {
+        lines: changed
+            .into_iter()
+            .filter_map(|id| lines.remove(&id))
+            .collect(),
+        changes,
+        applied,
+    }
+}
+
+/// One customer's summary as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerSummary {
+    /// All its orders.
+    pub orders: i64,
+    /// When it ordered first.
+    pub first_order_at: Option<DateTime<Utc>>,
+    /// When it ordered last.
+    pub last_order_at: Option<DateTime<Utc>>,
+    /// (status, orders), statuses without orders left out.
+    pub by_status: Vec<(String, i64)>,
+    /// (currency, orders, total minor units) spent.
+    pub spend: Vec<(String, i64, i64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::testing::fixtures;
+    use domain::{DomainEvent, OrderEvent};
+
+    use super::*;
+
+    fn recorded(order: Uuid, version: u64, position: u64, event: &OrderEvent) -> RecordedEvent {
+        RecordedEvent {
+            event_id: Uuid::now_v7(),
+            aggregate_id: order,
+            aggregate_type: "Order".into(),
+            version,
+            position: Some(position),
+            event_type: event.event_type().into(),
+            schema_version: 1,
+            payload: event.to_payload(),
+            metadata: serde_json::json!({}),
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn spend_counts_confirmed_orders_until_they_are_cancelled() {
+        let created = fixtures::order_created();
+        let OrderEvent::Created(c) = &created else {
+            unreachable!()
+        };
+        let (customer, total) = (c.customer_id, c.total.amount_minor());
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let confirmed = fixtures::order_confirmed();
+        let cancelled = fixtures::order_cancelled();
+        let events = vec![
+            recorded(a, 1, 1, &created),
+            recorded(b, 1, 2, &created),
+            recorded(a, 2, 3, &confirmed),
+            recorded(b, 2, 4, &confirmed),
+            recorded(b, 3, 5, &cancelled),
+        ];
+        let writes = fold_batch(&events, HashMap::new(), 0, OnError::Park);
+        assert_eq!(
+            (writes.applied.events, writes.applied.last_position),
+            (5, 5)
+        );
+        assert!(writes.applied.parked.is_empty());
+        let change = &writes.changes[&customer];
+        assert_eq!(change.orders, 2);
+        assert!(change.first_order_at <= change.last_order_at);
+        assert_eq!(
+            change.by_status,
+            BTreeMap::from([("cancelled".into(), 1), ("confirmed".into(), 1)])
+        );
+        assert_eq!(change.spend, BTreeMap::from([("EUR".into(), (1, total))]));
+        let line_b = writes.lines.iter().find(|l| l.order_id == b).unwrap();
+        assert_eq!(
+            (line_b.status.as_str(), line_b.spent, line_b.version),
+            ("cancelled", false, 3)
+        );
+    }
+
+    #[test]
+    fn an_event_that_does_not_follow_changes_nothing_and_is_parked() {
+        let created = fixtures::order_created();
+        let order = Uuid::now_v7();
+        let events = vec![
+            recorded(order, 1, 1, &created),
+            recorded(order, 3, 2, &fixtures::order_confirmed()),
+        ];
+        let writes = fold_batch(&events, HashMap::new(), 0, OnError::Park);
+        assert_eq!(writes.applied.parked.len(), 1);
+        assert_eq!(writes.applied.parked[0].position, 2);
+        let change = writes.changes.values().next().unwrap();
+        assert_eq!(change.by_status, BTreeMap::from([("created".into(), 1)]));
+        assert!(change.spend.is_empty());
+    }
+}
