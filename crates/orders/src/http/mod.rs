@@ -11,6 +11,7 @@ mod metrics;
 mod openapi;
 mod orders;
 mod problem;
+mod projections;
 mod queries;
 mod waits;
 
@@ -80,6 +81,16 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         )
         .route("/stats", get(queries::stats))
         .route("/customers/{id}/summary", get(queries::customer_summary))
+        .route("/projections", get(projections::list))
+        .route("/projections/{name}/parked", get(projections::parked))
+        .route(
+            "/projections/{name}/parked/{position}/retry",
+            post(projections::retry),
+        )
+        .route(
+            "/projections/{name}/parked/{position}/skip",
+            post(projections::skip),
+        )
         .route("/orders/{id}", get(orders::get_order))
         .route("/orders/{id}/events", get(orders::get_order_events))
         .route("/orders/{id}/confirm", post(orders::confirm_order))

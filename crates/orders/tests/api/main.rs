@@ -16,6 +16,7 @@ mod lifecycle;
 mod metrics;
 mod operations;
 mod parity;
+mod parked;
 mod queries;
 mod restart;
 mod round_trips;
