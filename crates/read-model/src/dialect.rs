@@ -78,12 +78,14 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     /// every instance on the database.
     fn lock(tx: &mut Self::Tx, name: &str) -> impl Future<Output = Result<Checkpoint>> + Send;
 
-    /// Stores `generation` and `position` as `name`'s checkpoint (the lease is not touched).
+    /// Stores `generation` and `position` as `name`'s checkpoint and, with `renew`, extends the
+    /// lease by that much from now, in one statement.
     fn save(
         tx: &mut Self::Tx,
         name: &str,
         generation: i32,
         position: u64,
+        renew: Option<Duration>,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Takes `name`'s lease for `owner` for `ttl` if it is free, expired or already `owner`'s,

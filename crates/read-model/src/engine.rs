@@ -156,11 +156,18 @@ where
             )
             .await?;
         self.park(&mut tx, &applied).await?;
+        let renew = fence.map(|f| f.ttl);
         if applied.events > 0 {
-            D::save(&mut tx, name, checkpoint.generation, applied.last_position).await?;
-        }
-        if let Some(fence) = fence {
-            D::renew(&mut tx, name, fence.ttl).await?;
+            D::save(
+                &mut tx,
+                name,
+                checkpoint.generation,
+                applied.last_position,
+                renew,
+            )
+            .await?;
+        } else if let Some(ttl) = renew {
+            D::renew(&mut tx, name, ttl).await?;
         }
         D::commit(tx).await?;
         Ok(applied)

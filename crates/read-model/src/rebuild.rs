@@ -87,7 +87,7 @@ where
             D::park(&mut tx, name, &applied.parked).await?;
             after = applied.last_position;
         }
-        D::save(&mut tx, name, generation, after).await?;
+        D::save(&mut tx, name, generation, after, None).await?;
         D::commit(tx).await?;
         Ok(after)
     }

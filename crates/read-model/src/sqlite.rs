@@ -117,14 +117,22 @@ impl Dialect for SqliteDialect {
         checkpoint(&row)
     }
 
-    async fn save(tx: &mut Self::Tx, name: &str, generation: i32, position: u64) -> Result<()> {
+    async fn save(
+        tx: &mut Self::Tx,
+        name: &str,
+        generation: i32,
+        position: u64,
+        renew: Option<Duration>,
+    ) -> Result<()> {
         let sql = format!(
-            "UPDATE projections SET generation = ?2, position = ?3, updated_at = {NOW} WHERE name = ?1"
+            "UPDATE projections SET generation = ?2, position = ?3, updated_at = {NOW},
+                 lease_until = COALESCE(?4, lease_until) WHERE name = ?1"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .bind(generation)
             .bind(position_to_sql(position)?)
+            .bind(renew.map(until))
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -152,37 +152,7 @@ impl Projection<PgDialect> for OrderProjection {
             .map(|v| v.map(|v| (v.order_id, v)))
             .collect::<sqlx::Result<_>>()?;
         let writes = fold_batch(events, rows, after, on_error);
-        let upsert = format!(
-        "INSERT INTO {} (order_id, customer_id, status, currency, total_minor, items, cancellation_reason, carrier,
-            tracking_number, created_at, confirmed_at, cancelled_at, shipped_at, delivered_at, version, last_position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, cancellation_reason = EXCLUDED.cancellation_reason,
-            carrier = EXCLUDED.carrier, tracking_number = EXCLUDED.tracking_number, confirmed_at = EXCLUDED.confirmed_at,
-            cancelled_at = EXCLUDED.cancelled_at, shipped_at = EXCLUDED.shipped_at, delivered_at = EXCLUDED.delivered_at,
-            version = EXCLUDED.version, last_position = EXCLUDED.last_position",
-        t.details
-    );
-        for row in &writes.rows {
-            sqlx::query(AssertSqlSafe(upsert.clone()))
-                .bind(row.order_id)
-                .bind(row.customer_id)
-                .bind(&row.status)
-                .bind(&row.currency)
-                .bind(row.total_minor)
-                .bind(&row.items)
-                .bind(&row.cancellation_reason)
-                .bind(&row.carrier)
-                .bind(&row.tracking_number)
-                .bind(row.created_at)
-                .bind(row.confirmed_at)
-                .bind(row.cancelled_at)
-                .bind(row.shipped_at)
-                .bind(row.delivered_at)
-                .bind(position_to_sql(row.version)?)
-                .bind(position_to_sql(row.last_position)?)
-                .execute(&mut **tx)
-                .await?;
-        }
+        upsert_rows(tx, &t.details, &writes.rows).await?;
         let counts = format!(
             "INSERT INTO {0} (status, orders) VALUES ($1, $2) ON CONFLICT (status) DO UPDATE SET orders = {0}.orders + EXCLUDED.orders",
             t.counts
@@ -231,4 +201,57 @@ fn view(r: &PgRow) -> sqlx::Result<OrderView> {
         version: from_sql(r.try_get("version")?)?,
         last_position: from_sql(r.try_get("last_position")?)?,
     })
+}
+
+/// Upserts `rows` into `table` in one statement: the rows travel as one array per column and
+/// `UNNEST` turns them back into rows (one round trip and one plan per batch, not per order).
+/// A batch holds each order once, so no row is updated twice by the statement.
+async fn upsert_rows(tx: &mut Tx, table: &str, rows: &[OrderView]) -> read_model::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&OrderView) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&OrderView) -> Option<chrono::DateTime<chrono::Utc>>| {
+        rows.iter().map(f).collect::<Vec<_>>()
+    };
+    let versions = rows
+        .iter()
+        .map(|r| position_to_sql(r.version))
+        .collect::<read_model::Result<Vec<_>>>()?;
+    let positions = rows
+        .iter()
+        .map(|r| position_to_sql(r.last_position))
+        .collect::<read_model::Result<Vec<_>>>()?;
+    let sql = format!(
+        "INSERT INTO {table} (order_id, customer_id, status, currency, total_minor, items, cancellation_reason,
+            carrier, tracking_number, created_at, confirmed_at, cancelled_at, shipped_at, delivered_at, version,
+            last_position)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], $6::jsonb[],
+            $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
+            $13::timestamptz[], $14::timestamptz[], $15::int8[], $16::int8[])
+         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, cancellation_reason = EXCLUDED.cancellation_reason,
+            carrier = EXCLUDED.carrier, tracking_number = EXCLUDED.tracking_number, confirmed_at = EXCLUDED.confirmed_at,
+            cancelled_at = EXCLUDED.cancelled_at, shipped_at = EXCLUDED.shipped_at, delivered_at = EXCLUDED.delivered_at,
+            version = EXCLUDED.version, last_position = EXCLUDED.last_position"
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.currency.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.total_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.items.clone()).collect::<Vec<_>>())
+        .bind(column(|r| r.cancellation_reason.clone()))
+        .bind(column(|r| r.carrier.clone()))
+        .bind(column(|r| r.tracking_number.clone()))
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(time(|r| r.confirmed_at))
+        .bind(time(|r| r.cancelled_at))
+        .bind(time(|r| r.shipped_at))
+        .bind(time(|r| r.delivered_at))
+        .bind(versions)
+        .bind(positions)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
