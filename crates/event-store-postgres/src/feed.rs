@@ -73,7 +73,7 @@ pub(crate) async fn backlog(pool: &PgPool) -> Result<FeedBacklog> {
 /// stopped when the last one is gone.
 #[derive(Debug, Default)]
 pub(crate) struct SharedWakeups {
-    running: Mutex<Option<(watch::Sender<u64>, JoinHandle<()>)>>,
+    running: Mutex<Option<(watch::Sender<()>, JoinHandle<()>)>>,
 }
 
 impl SharedWakeups {
@@ -89,7 +89,7 @@ impl SharedWakeups {
         {
             return FeedWakeups::new(ticks.subscribe());
         }
-        let (ticks, receiver) = watch::channel(0);
+        let (ticks, receiver) = watch::channel(());
         let task = tokio::spawn(listen(pool.clone(), ticks.clone()));
         *running = Some((ticks, task));
         FeedWakeups::new(receiver)
@@ -106,7 +106,7 @@ impl Drop for SharedWakeups {
 
 /// Ticks `ticks` on every notification until no receiver is left. Every (re)connection ticks
 /// too: notifications sent while it was down are lost, and the consumers should look.
-async fn listen(pool: PgPool, ticks: watch::Sender<u64>) {
+async fn listen(pool: PgPool, ticks: watch::Sender<()>) {
     loop {
         let error = tokio::select! {
             () = ticks.closed() => return,
@@ -123,13 +123,13 @@ async fn listen(pool: PgPool, ticks: watch::Sender<u64>) {
 /// Listens on one connection and ticks for each notification, until the connection fails.
 async fn forward_notifications(
     pool: &PgPool,
-    ticks: &watch::Sender<u64>,
+    ticks: &watch::Sender<()>,
 ) -> sqlx::Result<Infallible> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(FEED_CHANNEL).await?;
-    ticks.send_modify(|n| *n += 1);
+    ticks.send_replace(());
     loop {
         listener.recv().await?;
-        ticks.send_modify(|n| *n += 1);
+        ticks.send_replace(());
     }
 }

@@ -50,7 +50,7 @@ pub struct SqliteEventStore {
     writer: SqlitePool,
     reader: SqlitePool,
     /// Counts appends committed by this process; feed readers wait on it instead of polling.
-    appended: Arc<watch::Sender<u64>>,
+    appended: Arc<watch::Sender<()>>,
 }
 
 /// Any database error: the store is unavailable (the cause stays attached as the source).
@@ -108,7 +108,7 @@ impl SqliteEventStore {
         Ok(Self {
             writer,
             reader,
-            appended: Arc::new(watch::Sender::new(0)),
+            appended: Arc::new(watch::Sender::new(())),
         })
     }
 
@@ -169,7 +169,7 @@ impl EventStore for SqliteEventStore {
         let result = append::append(&mut tx, &request).await?;
         if !result.deduplicated {
             tx.commit().await.map_err(unavailable)?;
-            self.appended.send_modify(|count| *count += 1);
+            self.appended.send_replace(());
         }
         Ok(result)
     }

@@ -30,19 +30,19 @@ pub struct FeedBacklog {
 /// process, however many consumers).
 #[derive(Debug, Clone)]
 pub struct FeedWakeups {
-    ticks: watch::Receiver<u64>,
+    ticks: watch::Receiver<()>,
 }
 
 impl FeedWakeups {
-    /// Wake-ups from `ticks`; backends bump the sender's value when the feed grows.
-    pub fn new(ticks: watch::Receiver<u64>) -> Self {
+    /// Wake-ups from `ticks`; backends send on it when the feed grows.
+    pub fn new(ticks: watch::Receiver<()>) -> Self {
         Self { ticks }
     }
 
     /// Wake-ups that never tick: consumers of such a store rely on polling alone.
     pub fn never() -> Self {
         // A closed source makes `changed` wait forever (see there).
-        let (_, ticks) = watch::channel(0);
+        let (_, ticks) = watch::channel(());
         Self { ticks }
     }
 
@@ -109,10 +109,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_tick_wakes_every_receiver_once() {
-        let (sender, ticks) = watch::channel(0);
+        let (sender, ticks) = watch::channel(());
         let (mut first, mut second) = (FeedWakeups::new(ticks.clone()), FeedWakeups::new(ticks));
-        sender.send_modify(|n| *n += 1);
-        sender.send_modify(|n| *n += 1);
+        sender.send_replace(());
+        sender.send_replace(());
         first.changed().await;
         second.changed().await;
         let again = tokio::time::timeout(Duration::from_millis(50), first.changed()).await;
@@ -128,7 +128,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_source_waits_instead_of_spinning() {
-        let (sender, ticks) = watch::channel(0);
+        let (sender, ticks) = watch::channel(());
         drop(sender);
         let mut wakeups = FeedWakeups::new(ticks);
         let woke = tokio::time::timeout(Duration::from_millis(50), wakeups.changed()).await;

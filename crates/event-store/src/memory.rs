@@ -29,14 +29,14 @@ struct State {
 pub struct InMemoryEventStore {
     state: Arc<Mutex<State>>,
     /// Ticked after every append that wrote events.
-    appended: Arc<watch::Sender<u64>>,
+    appended: Arc<watch::Sender<()>>,
 }
 
 impl Default for InMemoryEventStore {
     fn default() -> Self {
         Self {
             state: Arc::default(),
-            appended: Arc::new(watch::Sender::new(0)),
+            appended: Arc::new(watch::Sender::new(())),
         }
     }
 }
@@ -129,7 +129,7 @@ impl EventStore for InMemoryEventStore {
         }
         let last_position = state.feed.len() as u64;
         drop(state);
-        self.appended.send_modify(|ticks| *ticks += 1);
+        self.appended.send_replace(());
         Ok(AppendResult {
             aggregate_id: request.aggregate_id,
             first_version: actual + 1,
