@@ -105,9 +105,10 @@ fn query_constraints(name: &str) -> Option<Value> {
     Some(match name {
         "limit" => json!({"minimum": 1}),
         // The server takes any u64 (utoipa would say int64).
-        "from_version" | "min_position" => {
+        "from_version" | "until_version" | "min_position" | "position" => {
             json!({"minimum": 0, "maximum": u64::MAX, "format": null})
         }
+        "version" => json!({"minimum": 1, "maximum": u64::MAX, "format": null}),
         "status" => json!({"enum": ["created", "confirmed", "shipped", "delivered", "cancelled"]}),
         "consistent_with" => {
             let token = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[1-9][0-9]{0,17}";

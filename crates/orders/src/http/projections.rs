@@ -173,14 +173,22 @@ pub async fn parked(
     })
 }
 
-/// The path of one parked event: its read model and position.
-fn position(raw: &str) -> Result<u64, Problem> {
-    raw.parse().map_err(|_| {
+/// The position of one parked event. Any u64 is a valid question; one beyond what the feed can
+/// number (a `BIGINT`) is simply not parked.
+fn position(name: &str, raw: &str) -> Result<u64, Problem> {
+    let position: u64 = raw.parse().map_err(|_| {
         Problem::bad_request(
             "invalid-path",
             format!("{raw:?} is not a feed position (a non-negative integer)"),
         )
-    })
+    })?;
+    if i64::try_from(position).is_err() {
+        return Err(failed(read_model::Error::NotParked {
+            projection: name.to_owned(),
+            position,
+        }));
+    }
+    Ok(position)
 }
 
 /// Applies a parked event again (staff): 200 when it applied (it is no longer parked), 409
@@ -196,7 +204,7 @@ pub async fn retry(
     Path((name, raw)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     staff(&principal)?;
-    let position = position(&raw)?;
+    let position = position(&name, &raw)?;
     with_engine!(state, name.as_str(), engine => {
         let outcome = engine.retry_parked(position).await.map_err(failed)?;
         tracing::warn!(projection = %name, position, by = %principal.subject, ?outcome, "parked event retried");
@@ -223,7 +231,7 @@ pub async fn skip(
     Path((name, raw)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     staff(&principal)?;
-    let position = position(&raw)?;
+    let position = position(&name, &raw)?;
     with_engine!(state, name.as_str(), engine => {
         engine.skip_parked(position).await.map_err(failed)?;
         tracing::warn!(projection = %name, position, by = %principal.subject, "parked event skipped: it will never be applied");
