@@ -20,7 +20,8 @@ use domain::{
 use event_store::RecordedEvent;
 use libfuzzer_sys::fuzz_target;
 use orders::projections::OrderView;
-use orders::projections::batch::{OnError, fold_batch};
+use orders::projections::OnError;
+use orders::projections::batch::fold_batch;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -30,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let feed = parse_feed(text);
     let writes = fold_batch(&feed, HashMap::new(), 0, OnError::Park);
-    assert!(writes.stopped.is_none(), "parking never stops");
-    assert_eq!(writes.events, feed.len(), "an event was not accounted for");
-    assert_eq!(writes.last_position, feed.len() as u64);
+    assert!(writes.applied.stopped.is_none(), "parking never stops");
+    assert_eq!(writes.applied.events, feed.len(), "an event was not accounted for");
+    assert_eq!(writes.applied.last_position, feed.len() as u64);
 
     let mut streams: BTreeMap<Uuid, Vec<&RecordedEvent>> = BTreeMap::new();
     for recorded in &feed {
@@ -48,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    assert!(writes.parked.is_empty(), "parked {:?}", writes.parked);
+    assert!(
+        writes.applied.parked.is_empty(),
+        "parked {:?}",
+        writes.applied.parked
+    );
     assert_eq!(writes.rows.len(), orders.len());
     let mut status_counts = BTreeMap::new();
     let mut revenue = BTreeMap::<(NaiveDate, String), (i64, i128)>::new();
