@@ -32,6 +32,27 @@ pub struct Holder {
     pub expires_in: Option<Duration>,
 }
 
+impl Holder {
+    /// The holder stored in a checkpoint row's `owner`, `epoch` and seconds of lease left (as
+    /// each dialect computes them); `None` when no instance ever took the lease.
+    pub(crate) fn from_columns(
+        owner: Option<String>,
+        epoch: i64,
+        lease_left: Option<f64>,
+    ) -> Result<Option<Self>> {
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            owner,
+            epoch: crate::position_from_sql(epoch)?,
+            expires_in: lease_left
+                .filter(|s| *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+        }))
+    }
+}
+
 impl Checkpoint {
     /// Whether `owner` holds a running lease at `epoch`.
     pub fn is_held_by(&self, owner: &str, epoch: u64) -> bool {

@@ -34,21 +34,14 @@ const CHECKPOINT_COLUMNS: &str = "generation, position, owner, epoch,
     EXTRACT(EPOCH FROM lease_until - now())::float8 AS lease_left";
 
 fn checkpoint(row: &PgRow) -> Result<Checkpoint> {
-    let owner: Option<String> = row.try_get("owner")?;
-    let left: Option<f64> = row.try_get("lease_left")?;
     Ok(Checkpoint {
         generation: row.try_get("generation")?,
         position: position_from_sql(row.try_get("position")?)?,
-        holder: match owner {
-            Some(owner) => Some(Holder {
-                owner,
-                epoch: position_from_sql(row.try_get("epoch")?)?,
-                expires_in: left
-                    .filter(|s| *s > 0.0)
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok()),
-            }),
-            None => None,
-        },
+        holder: Holder::from_columns(
+            row.try_get("owner")?,
+            row.try_get("epoch")?,
+            row.try_get("lease_left")?,
+        )?,
     })
 }
 
