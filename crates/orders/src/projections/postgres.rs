@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::batch::{fold_batch, order_ids};
+use super::batch::{BatchWrites, fold_batch, order_ids};
 use super::model::{ListQuery, ORDERS_PROJECTION, OrderProjection, Stats, Tables, from_sql};
 use super::view::OrderView;
 
@@ -152,32 +152,7 @@ impl Projection<PgDialect> for OrderProjection {
             .map(|v| v.map(|v| (v.order_id, v)))
             .collect::<sqlx::Result<_>>()?;
         let writes = fold_batch(events, rows, after, on_error);
-        upsert_rows(tx, &t.details, &writes.rows).await?;
-        let counts = format!(
-            "INSERT INTO {0} (status, orders) VALUES ($1, $2) ON CONFLICT (status) DO UPDATE SET orders = {0}.orders + EXCLUDED.orders",
-            t.counts
-        );
-        for (status, delta) in &writes.summary.status_counts {
-            sqlx::query(AssertSqlSafe(counts.clone()))
-                .bind(status)
-                .bind(delta)
-                .execute(&mut **tx)
-                .await?;
-        }
-        let revenue = format!(
-        "INSERT INTO {0} (day, currency, orders, total_minor) VALUES ($1, $2, $3, $4) ON CONFLICT (day, currency)
-         DO UPDATE SET orders = {0}.orders + EXCLUDED.orders, total_minor = {0}.total_minor + EXCLUDED.total_minor",
-        t.revenue
-    );
-        for ((day, currency), (orders, total)) in &writes.summary.revenue {
-            sqlx::query(AssertSqlSafe(revenue.clone()))
-                .bind(day)
-                .bind(currency)
-                .bind(orders)
-                .bind(total)
-                .execute(&mut **tx)
-                .await?;
-        }
+        write_batch(tx, &t, &writes).await?;
         Ok(writes.applied)
     }
 }
@@ -203,11 +178,15 @@ fn view(r: &PgRow) -> sqlx::Result<OrderView> {
     })
 }
 
-/// Upserts `rows` into `table` in one statement: the rows travel as one array per column and
-/// `UNNEST` turns them back into rows (one round trip and one plan per batch, not per order).
-/// A batch holds each order once, so no row is updated twice by the statement.
-async fn upsert_rows(tx: &mut Tx, table: &str, rows: &[OrderView]) -> read_model::Result<()> {
-    if rows.is_empty() {
+/// Writes a batch in one statement and one round trip: the order rows, the status counts and
+/// the revenue travel as one array per column, `UNNEST` turns them back into rows, and each
+/// table's upsert is a data-modifying `WITH` clause (PostgreSQL runs every one of them, read or
+/// not). Within a batch each order, status and (day, currency) appears once, so no statement
+/// updates a row twice.
+async fn write_batch(tx: &mut Tx, t: &Tables, writes: &BatchWrites) -> read_model::Result<()> {
+    let rows = &writes.rows;
+    let summary = &writes.summary;
+    if rows.is_empty() && summary.status_counts.is_empty() && summary.revenue.is_empty() {
         return Ok(());
     }
     let column = |f: fn(&OrderView) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
@@ -222,17 +201,28 @@ async fn upsert_rows(tx: &mut Tx, table: &str, rows: &[OrderView]) -> read_model
         .iter()
         .map(|r| position_to_sql(r.last_position))
         .collect::<read_model::Result<Vec<_>>>()?;
+    let (details, counts, revenue) = (&t.details, &t.counts, &t.revenue);
     let sql = format!(
-        "INSERT INTO {table} (order_id, customer_id, status, currency, total_minor, items, cancellation_reason,
-            carrier, tracking_number, created_at, confirmed_at, cancelled_at, shipped_at, delivered_at, version,
-            last_position)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], $6::jsonb[],
-            $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
-            $13::timestamptz[], $14::timestamptz[], $15::int8[], $16::int8[])
-         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, cancellation_reason = EXCLUDED.cancellation_reason,
-            carrier = EXCLUDED.carrier, tracking_number = EXCLUDED.tracking_number, confirmed_at = EXCLUDED.confirmed_at,
-            cancelled_at = EXCLUDED.cancelled_at, shipped_at = EXCLUDED.shipped_at, delivered_at = EXCLUDED.delivered_at,
-            version = EXCLUDED.version, last_position = EXCLUDED.last_position"
+        "WITH details AS (
+           INSERT INTO {details} (order_id, customer_id, status, currency, total_minor, items, cancellation_reason,
+             carrier, tracking_number, created_at, confirmed_at, cancelled_at, shipped_at, delivered_at, version,
+             last_position)
+           SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], $6::jsonb[],
+             $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
+             $13::timestamptz[], $14::timestamptz[], $15::int8[], $16::int8[])
+           ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, cancellation_reason = EXCLUDED.cancellation_reason,
+             carrier = EXCLUDED.carrier, tracking_number = EXCLUDED.tracking_number, confirmed_at = EXCLUDED.confirmed_at,
+             cancelled_at = EXCLUDED.cancelled_at, shipped_at = EXCLUDED.shipped_at, delivered_at = EXCLUDED.delivered_at,
+             version = EXCLUDED.version, last_position = EXCLUDED.last_position),
+         counts AS (
+           INSERT INTO {counts} (status, orders) SELECT * FROM UNNEST($17::text[], $18::int8[])
+           ON CONFLICT (status) DO UPDATE SET orders = {counts}.orders + EXCLUDED.orders),
+         revenue AS (
+           INSERT INTO {revenue} (day, currency, orders, total_minor)
+           SELECT * FROM UNNEST($19::date[], $20::text[], $21::int8[], $22::int8[])
+           ON CONFLICT (day, currency) DO UPDATE SET orders = {revenue}.orders + EXCLUDED.orders,
+             total_minor = {revenue}.total_minor + EXCLUDED.total_minor)
+         SELECT 1"
     );
     sqlx::query(AssertSqlSafe(sql))
         .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
@@ -251,6 +241,42 @@ async fn upsert_rows(tx: &mut Tx, table: &str, rows: &[OrderView]) -> read_model
         .bind(time(|r| r.delivered_at))
         .bind(versions)
         .bind(positions)
+        .bind(
+            summary
+                .status_counts
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .bind(summary.status_counts.values().copied().collect::<Vec<_>>())
+        .bind(
+            summary
+                .revenue
+                .keys()
+                .map(|(day, _)| *day)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            summary
+                .revenue
+                .keys()
+                .map(|(_, currency)| currency.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            summary
+                .revenue
+                .values()
+                .map(|(orders, _)| *orders)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            summary
+                .revenue
+                .values()
+                .map(|(_, total)| *total)
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await?;
     Ok(())
