@@ -175,11 +175,8 @@ where
                     fence = self.try_lease(lease, &labels).await;
                     if fence.is_none() {
                         // A standby's lag is the holder's: keep its gauges true as well.
-                        let at = Applied {
-                            last_position: *applied.borrow(),
-                            ..Applied::default()
-                        };
-                        self.record(&labels, &at, Instant::now()).await;
+                        let at = *applied.borrow();
+                        self.record_lag(&labels, at).await;
                     }
                 }
                 if fence.is_none() {
@@ -212,12 +209,14 @@ where
                             "projection stopped at an event it cannot apply (ORDERS_PROJECTION_ON_ERROR=stop); fix and restart, or switch to park"
                         );
                     }
-                    self.record(&labels, &batch, started).await;
+                    count(&labels, &batch, started);
+                    // Waiters first: the lag queries below are for the gauges only.
+                    advance(&applied, batch.last_position);
+                    self.record_lag(&labels, batch.last_position).await;
                     if last_backlog_check.is_none_or(|at| at.elapsed() >= BACKLOG_CHECK_INTERVAL) {
                         last_backlog_check = Some(Instant::now());
                         self.warn_if_held_back().await;
                     }
-                    advance(&applied, batch.last_position);
                     if stopped {
                         tokio::time::sleep(STOPPED_RECHECK).await;
                         continue;
@@ -287,28 +286,17 @@ where
         }
     }
 
-    async fn record(
-        &self,
-        labels: &[(&'static str, String); 1],
-        batch: &Applied,
-        started: Instant,
-    ) {
-        metrics::counter!("projection_events_total", labels).increment(batch.events as u64);
-        metrics::counter!("projection_parked_events_total", labels)
-            .increment(batch.parked.len() as u64);
-        if batch.events > 0 {
-            metrics::histogram!("projection_batch_seconds", labels)
-                .record(started.elapsed().as_secs_f64());
-        }
+    /// Sets the lag gauges for a projection at `position`.
+    async fn record_lag(&self, labels: &[(&'static str, String); 1], position: u64) {
         let Ok(head) = self.feed.head().await else {
             return;
         };
-        let lag = head.saturating_sub(batch.last_position);
+        let lag = head.saturating_sub(position);
         metrics::gauge!("projection_lag_events", labels).set(lag as f64);
         let seconds = if lag == 0 {
             0.0
         } else {
-            match self.feed.committed_at(batch.last_position + 1).await {
+            match self.feed.committed_at(position + 1).await {
                 Ok(Some(oldest)) => (chrono::Utc::now() - oldest).num_milliseconds() as f64 / 1e3,
                 _ => 0.0,
             }
@@ -327,5 +315,16 @@ where
                 backlog.oldest_age.as_secs_f64()
             );
         }
+    }
+}
+
+/// Counts a batch's events and parked events, and times it.
+fn count(labels: &[(&'static str, String); 1], batch: &Applied, started: Instant) {
+    metrics::counter!("projection_events_total", labels).increment(batch.events as u64);
+    metrics::counter!("projection_parked_events_total", labels)
+        .increment(batch.parked.len() as u64);
+    if batch.events > 0 {
+        metrics::histogram!("projection_batch_seconds", labels)
+            .record(started.elapsed().as_secs_f64());
     }
 }
