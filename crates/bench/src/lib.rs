@@ -10,6 +10,7 @@
 //! This library holds their parts:
 //!
 //! - [`cli`]: the flags;
+//! - [`cpu`]: CPU time of the benchmark's processes (itself, the broker, PostgreSQL);
 //! - [`db`]: the throw-away benchmark database and the baseline table;
 //! - [`events`]: order-like events and the per-writer stream bookkeeping;
 //! - [`workload`]: one case (a workload at one concurrency), run by concurrent writers;
@@ -18,6 +19,7 @@
 //! - [`service`]: the `orders` service as a child process (start, tokens, memory, SIGTERM).
 
 pub mod cli;
+pub mod cpu;
 pub mod db;
 pub mod events;
 pub mod report;

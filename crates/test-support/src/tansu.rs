@@ -65,6 +65,11 @@ impl Tansu {
         broker
     }
 
+    /// The broker's process id (benchmarks read its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `host:port` for clients (`bootstrap.servers`).
     pub fn bootstrap(&self) -> String {
         self.advertised.to_string()

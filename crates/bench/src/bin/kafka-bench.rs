@@ -16,7 +16,10 @@
 //!   lease for its first second).
 //!
 //! Each on a fresh topic with 4 partitions. It prints
-//! events/s, the relay/bare ratio (target ≥ 0.8), medians over `--rounds`, then streams
+//! events/s, the relay/bare ratio (target ≥ 0.8), and for each phase the CPU time per event of
+//! this process, the broker and PostgreSQL ([`bench::cpu`]) with how many cores were busy: when
+//! both phases keep the cores busy, bare CPU per event ÷ relay CPU per event is the most the
+//! ratio can be on this machine. Then medians over `--rounds`, then it streams
 //! `--latency-events` single-event appends at `--rate` per second with the relay and a consumer
 //! (`fetch.wait.max.ms=10`) running, and prints the commit-to-consume delay (p50/p99/max).
 //!
@@ -29,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bench::cpu::CpuTimes;
 use bench::db::BenchDatabase;
 use bench::stats::{Latency, median};
 use clap::Parser;
@@ -148,13 +152,15 @@ async fn run(
     );
 
     let (mut bare_rates, mut relay_rates) = (Vec::new(), Vec::new());
+    let pid = broker.map(Tansu::pid);
     for round in 1..=args.rounds {
         let topic = format!("bench.bare.{round}");
         create_topic(broker, &topic);
-        let bare = bare_producer(brokers, &topic, args, &messages).await?;
+        let (bare, bare_cpu) = bare_producer(brokers, &topic, args, &messages, pid).await?;
         let topic = format!("bench.relay.{round}");
         create_topic(broker, &topic);
-        let relay = relay_catch_up(&store, &db, brokers, &topic, args, &database.url).await?;
+        let (relay, relay_cpu) =
+            relay_catch_up(&store, &db, brokers, &topic, args, &database.url, pid).await?;
         let (bare_rate, relay_rate) = (
             args.events as f64 / bare.as_secs_f64(),
             args.events as f64 / relay.as_secs_f64(),
@@ -163,6 +169,15 @@ async fn run(
             "round {round}: bare {bare_rate:>8.0} events/s ({bare:.2?})   relay {relay_rate:>8.0} events/s ({relay:.2?}, batches of {})   ratio {:.2}",
             args.batch_size,
             relay_rate / bare_rate
+        );
+        let events = args.events;
+        println!("  bare:  {}", bare_cpu.per_unit(events));
+        println!("  relay: {}", relay_cpu.per_unit(events));
+        println!(
+            "  CPU in use: bare {:.2} cores, relay {:.2} cores; CPU-bound ceiling of the ratio (bare CPU per event ÷ relay CPU per event): {:.2}",
+            bare_cpu.total().as_secs_f64() / bare.as_secs_f64(),
+            relay_cpu.total().as_secs_f64() / relay.as_secs_f64(),
+            bare_cpu.total().as_secs_f64() / relay_cpu.total().as_secs_f64().max(1e-9)
         );
         bare_rates.push(bare_rate);
         relay_rates.push(relay_rate);
@@ -264,7 +279,8 @@ async fn bare_producer(
     topic: &str,
     args: &Args,
     messages: &[Prebuilt],
-) -> anyhow::Result<Duration> {
+    broker_pid: Option<u32>,
+) -> anyhow::Result<(Duration, CpuTimes)> {
     let producer: FutureProducer = config(brokers, topic, args).producer_config().create()?;
     let record = |message: &Prebuilt| {
         let headers =
@@ -291,6 +307,7 @@ async fn bare_producer(
         record(first)?.await?.map_err(|(e, _)| e)?;
     }
     eprintln!("  bare: producer ready after {:.2?}", warm_up.elapsed());
+    let cpu = CpuTimes::sample(broker_pid)?;
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(messages.len());
     for message in messages {
@@ -299,7 +316,8 @@ async fn bare_producer(
     for delivery in deliveries {
         delivery.await?.map_err(|(e, _)| e)?;
     }
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    Ok((elapsed, CpuTimes::sample(broker_pid)?.since(&cpu)))
 }
 
 /// Runs a relay from checkpoint 0 until it has stored the checkpoint of the last event, timed
@@ -313,7 +331,8 @@ async fn relay_catch_up(
     topic: &str,
     args: &Args,
     database_url: &str,
-) -> anyhow::Result<Duration> {
+    broker_pid: Option<u32>,
+) -> anyhow::Result<(Duration, CpuTimes)> {
     let (stop, shutdown) = watch::channel(false);
     let head = store.head().await?;
     let relay = Relay::new(store.clone(), db.clone(), config(brokers, topic, args));
@@ -330,18 +349,20 @@ async fn relay_catch_up(
     );
     holder.close().await?;
     let leading = relay.wait_until_leading(Duration::from_secs(30)).await;
+    let cpu = CpuTimes::sample(broker_pid)?;
     let started = Instant::now();
     let done = relay
         .wait_for_checkpoint(head, Duration::from_secs(120))
         .await;
     let elapsed = started.elapsed();
+    let cpu = CpuTimes::sample(broker_pid)?.since(&cpu);
     eprintln!(
         "  relay: took the lease as a standby (leading: {leading}), caught up after {elapsed:.2?}"
     );
     anyhow::ensure!(done, "relay stuck at {:?}", relay.status());
     let _ = stop.send(true);
     relay.join().await;
-    Ok(elapsed)
+    Ok((elapsed, cpu))
 }
 
 /// Appends one event at a time at `--rate` with a relay and a consumer running; returns the
