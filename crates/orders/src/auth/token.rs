@@ -267,4 +267,31 @@ mod tests {
         no_iat.as_object_mut().unwrap().remove("iat");
         assert!(keys.verify(&signed(&keys, &no_iat)).is_err());
     }
+
+    #[test]
+    fn a_token_minted_elsewhere_is_held_to_the_same_rules() {
+        let day = Duration::from_secs(86_400);
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef").with_max_ttl(day);
+        let now = jsonwebtoken::get_current_timestamp();
+        // Exactly the maximum is allowed.
+        let token = signed(
+            &keys,
+            &serde_json::json!({"sub": "ops", "role": "staff", "iat": now, "exp": now + 86_400}),
+        );
+        assert_eq!(keys.verify(&token).unwrap().subject, "ops");
+        let token = signed(
+            &keys,
+            &serde_json::json!({"sub": "alice", "role": "customer", "iat": now, "exp": now + 60}),
+        );
+        assert!(matches!(
+            keys.verify(&token),
+            Err(TokenError::CustomerSubjectNotUuid)
+        ));
+    }
+
+    #[test]
+    fn keys_never_show_their_secret() {
+        let keys = JwtKeys::new(b"a secret that must stay hidden!!");
+        assert_eq!(format!("{keys:?}"), "JwtKeys(..)");
+    }
 }

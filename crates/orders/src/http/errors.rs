@@ -93,3 +93,139 @@ impl From<EventStoreError> for Problem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::OrderStatus;
+    use event_store::ExpectedVersion;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn answer(problem: Problem) -> (u16, String, Option<u64>) {
+        (problem.status, problem.code, problem.current_version)
+    }
+
+    #[test]
+    fn each_store_error_has_its_own_status_and_code() {
+        let id = Uuid::nil();
+        let cases = [
+            (
+                EventStoreError::Conflict {
+                    aggregate_id: id,
+                    expected: ExpectedVersion::Exact(1),
+                    actual: 3,
+                },
+                (409, "concurrent-modification", Some(3)),
+            ),
+            (
+                EventStoreError::EventNotFound {
+                    aggregate_id: id,
+                    version: 9,
+                },
+                (404, "event-not-found", None),
+            ),
+            (
+                EventStoreError::DuplicateEvent {
+                    event_id: id,
+                    detail: "in another stream".into(),
+                },
+                (409, "duplicate-event", None),
+            ),
+            (
+                EventStoreError::InvalidExpectedVersion(-7),
+                (400, "invalid-expected-version", None),
+            ),
+            (
+                EventStoreError::InvalidAppend("no events".into()),
+                (422, "invalid-append", None),
+            ),
+            (
+                EventStoreError::Unavailable("connection refused".into()),
+                (503, "store-unavailable", None),
+            ),
+            (
+                EventStoreError::Corrupt("bad row".into()),
+                (500, "internal-error", None),
+            ),
+        ];
+        for (error, (status, code, version)) in cases {
+            let shown = format!("{error:?}");
+            assert_eq!(
+                answer(error.into()),
+                (status, code.to_owned(), version),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_answers_by_its_kind() {
+        let cases = [
+            (OrderError::NoItems, (422, "no-items")),
+            (OrderError::OrderNotFound, (404, "order-not-found")),
+            (
+                OrderError::InvalidTransition {
+                    command: "ship",
+                    status: OrderStatus::Created,
+                },
+                (409, "invalid-transition"),
+            ),
+        ];
+        for (error, (status, code)) in cases {
+            let detail = error.to_string();
+            let problem = Problem::from(CommandError::Rejected(error));
+            assert_eq!(
+                (problem.status, problem.code.as_str()),
+                (status, code),
+                "{detail}"
+            );
+            assert_eq!(problem.detail, detail);
+        }
+    }
+
+    #[test]
+    fn each_command_error_has_its_own_status_and_code() {
+        let cases: [(CommandError<OrderError>, (u16, &str, Option<u64>)); 7] = [
+            (
+                CommandError::Denied(AccessDenied::NotFound),
+                (404, "order-not-found", None),
+            ),
+            (
+                CommandError::Denied(AccessDenied::Forbidden),
+                (403, "forbidden", None),
+            ),
+            (
+                CommandError::PreconditionFailed {
+                    expected: 2,
+                    actual: 5,
+                },
+                (412, "version-mismatch", Some(5)),
+            ),
+            (
+                CommandError::Conflict { attempts: 3 },
+                (409, "concurrent-modification", None),
+            ),
+            (
+                CommandError::IdempotencyKeyUsed(None),
+                (409, "idempotency-key-in-use", None),
+            ),
+            (
+                CommandError::Corrupt("undecodable".into()),
+                (500, "internal-error", None),
+            ),
+            (
+                CommandError::Store(EventStoreError::Unavailable("gone".into())),
+                (503, "store-unavailable", None),
+            ),
+        ];
+        for (error, (status, code, version)) in cases {
+            let shown = error.to_string();
+            assert_eq!(
+                answer(error.into()),
+                (status, code.to_owned(), version),
+                "{shown}"
+            );
+        }
+    }
+}

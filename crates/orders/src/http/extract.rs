@@ -671,4 +671,199 @@ mod tests {
         assert_ne!(base, request_hash("POST", "/orders", b"{ }"));
         assert_ne!(base, request_hash("POST", "/orders/1/cancel", b"{}"));
     }
+
+    #[test]
+    fn json_is_application_json_or_a_json_suffix_under_application() {
+        let cases: [(&[u8], bool); 11] = [
+            (b"application/json", true),
+            (b"Application/JSON; charset=utf-8", true),
+            (b" application/json ; q=1", true),
+            (b"application/problem+json", true),
+            (b"application/merge-patch+json", true),
+            (b"text/plain+json", false),
+            (b"application/jsonp", false),
+            (b"application/xml", false),
+            (b"text/json", false),
+            (b"", false),
+            (b"application/json\xff", false),
+        ];
+        for (value, json) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_bytes(value).expect("a header value"),
+            );
+            assert_eq!(
+                is_json(&headers),
+                json,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    /// The extractors in a router, as the service uses them.
+    mod extractors {
+        use axum::Router;
+        use axum::body::{Body, to_bytes};
+        use axum::routing::{get, post};
+        use serde::Deserialize;
+        use tower::ServiceExt;
+
+        use super::super::*;
+
+        #[derive(Debug, Deserialize)]
+        struct Page {
+            limit: u32,
+        }
+
+        fn app() -> Router {
+            Router::new()
+                .route(
+                    "/json",
+                    post(|body: JsonBody<serde_json::Value>| async move {
+                        format!("{}|{}", body.value, body.raw.len())
+                    }),
+                )
+                .route(
+                    "/optional",
+                    post(
+                        |body: OptionalJsonBody<Option<serde_json::Value>>| async move {
+                            format!("{:?}|{}", body.value, body.raw.len())
+                        },
+                    ),
+                )
+                .route(
+                    "/orders/{id}",
+                    get(|OrderId(id): OrderId| async move { id.to_string() }),
+                )
+                .route(
+                    "/customers/{id}",
+                    get(|CustomerId(id): CustomerId| async move { id.to_string() }),
+                )
+                .route(
+                    "/page",
+                    get(|ApiQuery(page): ApiQuery<Page>| async move { page.limit.to_string() }),
+                )
+        }
+
+        /// Status, problem code (or the body, for a success) of `request`.
+        async fn answer(request: Request) -> (u16, String) {
+            let response = app().oneshot(request).await.expect("the router answers");
+            let status = response.status().as_u16();
+            let body = to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("a body");
+            let text = String::from_utf8_lossy(&body).into_owned();
+            if status == 200 {
+                return (status, text);
+            }
+            let problem: serde_json::Value = serde_json::from_str(&text).expect("problem+json");
+            (
+                status,
+                problem["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+
+        fn post_body(uri: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request {
+            let mut request = Request::post(uri);
+            if let Some(content_type) = content_type {
+                request = request.header(header::CONTENT_TYPE, content_type);
+            }
+            request.body(body.into()).expect("a request")
+        }
+
+        fn get_uri(uri: &str) -> Request {
+            Request::get(uri).body(Body::empty()).expect("a request")
+        }
+
+        const JSON: Option<&str> = Some("application/json");
+
+        #[tokio::test]
+        async fn a_json_body_must_say_it_is_json_and_be_json() {
+            assert_eq!(
+                answer(post_body("/json", JSON, r#"{"a":1}"#)).await,
+                (200, r#"{"a":1}|7"#.to_owned())
+            );
+            assert_eq!(
+                answer(post_body("/json", None, r#"{"a":1}"#)).await,
+                (415, "unsupported-media-type".to_owned())
+            );
+            assert_eq!(
+                answer(post_body("/json", JSON, "{")).await,
+                (400, "malformed-json".to_owned())
+            );
+        }
+
+        #[tokio::test]
+        async fn an_optional_body_may_be_absent_and_must_be_json_otherwise() {
+            let cases = [
+                (None, "", (200, "None|0")),
+                (None, "  ", (200, "None|2")),
+                (Some("text/plain"), "null", (200, "None|4")),
+                (
+                    JSON,
+                    r#"{"a":1}"#,
+                    (200, r#"Some(Object {"a": Number(1)})|7"#),
+                ),
+                (
+                    Some("text/plain"),
+                    r#"{"a":1}"#,
+                    (415, "unsupported-media-type"),
+                ),
+                (JSON, "{", (400, "malformed-json")),
+            ];
+            for (content_type, body, (status, code)) in cases {
+                assert_eq!(
+                    answer(post_body("/optional", content_type, body)).await,
+                    (status, code.to_owned()),
+                    "{content_type:?} {body:?}"
+                );
+            }
+        }
+
+        #[tokio::test]
+        async fn a_body_over_the_limit_or_cut_off_is_a_client_error() {
+            let huge = vec![b' '; 2 * 1024 * 1024 + 1];
+            assert_eq!(
+                answer(post_body("/json", JSON, huge)).await,
+                (413, "body-too-large".to_owned())
+            );
+            let broken = Body::from_stream(futures::stream::iter([Err::<Bytes, _>(
+                std::io::Error::other("connection reset"),
+            )]));
+            assert_eq!(
+                answer(post_body("/json", JSON, broken)).await,
+                (400, "unreadable-body".to_owned())
+            );
+        }
+
+        #[tokio::test]
+        async fn path_ids_must_be_uuids() {
+            let id = Uuid::now_v7();
+            for path in ["orders", "customers"] {
+                assert_eq!(
+                    answer(get_uri(&format!("/{path}/{id}"))).await,
+                    (200, id.to_string())
+                );
+                assert_eq!(
+                    answer(get_uri(&format!("/{path}/not-a-uuid"))).await,
+                    (400, "invalid-path".to_owned())
+                );
+            }
+        }
+
+        #[tokio::test]
+        async fn a_malformed_query_is_a_bad_request() {
+            assert_eq!(
+                answer(get_uri("/page?limit=5")).await,
+                (200, "5".to_owned())
+            );
+            assert_eq!(
+                answer(get_uri("/page?limit=many")).await,
+                (400, "invalid-query".to_owned())
+            );
+        }
+    }
 }

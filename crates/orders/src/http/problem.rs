@@ -108,3 +108,74 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn sent(problem: Problem) -> (StatusCode, header::HeaderMap, serde_json::Value) {
+        let response = problem.into_response();
+        let (parts, body) = response.into_parts();
+        let body = to_bytes(body, usize::MAX).await.expect("a problem body");
+        let json = serde_json::from_slice(&body).expect("problem+json");
+        (parts.status, parts.headers, json)
+    }
+
+    #[tokio::test]
+    async fn a_problem_is_sent_as_problem_json_with_its_status() {
+        let (status, headers, body) =
+            sent(Problem::bad_request("bad-thing", "the thing is bad").with_current_version(4))
+                .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "type": "urn:orders:problem:bad-thing",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "the thing is bad",
+                "code": "bad-thing",
+                "current_version": 4,
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn only_an_unauthorized_answer_asks_for_a_bearer_token() {
+        let (status, headers, body) = sent(Problem::unauthorized("no token")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(body["code"], "unauthorized");
+        assert!(body.get("current_version").is_none(), "{body}");
+        for problem in [
+            Problem::forbidden("no"),
+            Problem::order_not_found("x"),
+            Problem::unavailable(),
+            Problem::internal(),
+        ] {
+            let (_, headers, _) = sent(problem).await;
+            assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+        }
+    }
+
+    #[test]
+    fn each_constructor_has_its_status_and_code() {
+        let cases = [
+            (Problem::forbidden("no"), 403, "forbidden"),
+            (Problem::order_not_found("o-1"), 404, "order-not-found"),
+            (Problem::unavailable(), 503, "store-unavailable"),
+            (Problem::internal(), 500, "internal-error"),
+        ];
+        for (problem, status, code) in cases {
+            assert_eq!((problem.status, problem.code.as_str()), (status, code));
+        }
+        assert_eq!(
+            Problem::order_not_found("o-1").detail,
+            "there is no order o-1"
+        );
+    }
+}

@@ -265,15 +265,69 @@ mod tests {
         let created = fixtures::order_created();
         let row = apply(None, &recorded(1, &created), &created, &mut summary).unwrap();
         let confirmed = fixtures::order_confirmed();
-        assert!(
+        let order_id = row.order_id;
+        assert_eq!(
             apply(
-                Some(row),
+                Some(row.clone()),
                 &recorded(3, &confirmed),
                 &confirmed,
                 &mut summary
-            )
-            .is_err()
+            ),
+            Err(format!("version 3 follows version 1 of order {order_id}"))
         );
-        assert!(apply(None, &recorded(1, &confirmed), &confirmed, &mut summary).is_err());
+        assert_eq!(
+            apply(None, &recorded(1, &confirmed), &confirmed, &mut summary),
+            Err("OrderConfirmed before the order was created".to_owned())
+        );
+        assert_eq!(
+            apply(Some(row), &recorded(2, &created), &created, &mut summary),
+            Err("a second OrderCreated".to_owned())
+        );
+        assert_eq!(
+            apply(None, &recorded(2, &created), &created, &mut summary),
+            Err("OrderCreated at version 2".to_owned())
+        );
+        // Only the first creation counted: a refused event leaves the summary as it was.
+        assert_eq!(
+            summary.status_counts,
+            BTreeMap::from([("created".to_owned(), 1)])
+        );
+    }
+
+    #[test]
+    fn compact_drops_only_what_cancelled_out() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).expect("a date");
+        let mut summary = SummaryDelta::default();
+        summary.count("created", 1);
+        summary.count("created", -1);
+        summary.count("shipped", 2);
+        summary.revenue(day, "EUR", 0, 5);
+        summary.revenue(day, "USD", 1, 0);
+        summary.revenue(day, "GBP", 1, 7);
+        summary.revenue(day, "GBP", -1, -7);
+        summary.compact();
+        assert_eq!(
+            summary.status_counts,
+            BTreeMap::from([("shipped".to_owned(), 2)])
+        );
+        assert_eq!(
+            summary.revenue,
+            BTreeMap::from([
+                ((day, "EUR".to_owned()), (0, 5)),
+                ((day, "USD".to_owned()), (1, 0)),
+            ])
+        );
+    }
+
+    #[test]
+    fn revenue_saturates_instead_of_overflowing() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).expect("a date");
+        let mut summary = SummaryDelta::default();
+        summary.revenue(day, "EUR", i64::MAX, i64::MAX);
+        summary.revenue(day, "EUR", 1, 1);
+        assert_eq!(
+            summary.revenue[&(day, "EUR".to_owned())],
+            (i64::MAX, i64::MAX)
+        );
     }
 }

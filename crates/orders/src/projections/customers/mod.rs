@@ -316,4 +316,142 @@ mod tests {
         assert_eq!(change.by_status, BTreeMap::from([("created".into(), 1)]));
         assert!(change.spend.is_empty());
     }
+
+    #[test]
+    fn first_and_last_order_are_the_earliest_and_latest_creation() {
+        let created = fixtures::order_created();
+        let OrderEvent::Created(c) = &created else {
+            unreachable!()
+        };
+        let customer = c.customer_id;
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("a timestamp");
+        let (early, middle, late) = (
+            at("2026-11-01T00:00:00Z"),
+            at("2026-11-15T00:00:00Z"),
+            at("2026-11-30T00:00:00Z"),
+        );
+        // Out of order in the feed: the summary takes the times, not the feed's order.
+        let events: Vec<_> = [middle, late, early]
+            .into_iter()
+            .enumerate()
+            .map(|(i, recorded_at)| RecordedEvent {
+                recorded_at,
+                ..recorded(Uuid::now_v7(), 1, i as u64 + 1, &created)
+            })
+            .collect();
+        let writes = fold_batch(&events, HashMap::new(), 0, OnError::Park);
+        let change = &writes.changes[&customer];
+        assert_eq!(
+            (change.orders, change.first_order_at, change.last_order_at),
+            (3, Some(early), Some(late))
+        );
+    }
+
+    #[test]
+    fn shipping_and_delivering_move_the_status_and_keep_the_spend() {
+        let created = fixtures::order_created();
+        let OrderEvent::Created(c) = &created else {
+            unreachable!()
+        };
+        let (customer, total) = (c.customer_id, c.total.amount_minor());
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let events = vec![
+            recorded(a, 1, 1, &created),
+            recorded(a, 2, 2, &fixtures::order_confirmed()),
+            recorded(a, 3, 3, &fixtures::order_shipped()),
+            recorded(b, 1, 4, &created),
+            recorded(b, 2, 5, &fixtures::order_confirmed()),
+            recorded(b, 3, 6, &fixtures::order_shipped()),
+            recorded(b, 4, 7, &fixtures::order_delivered()),
+        ];
+        let writes = fold_batch(&events, HashMap::new(), 0, OnError::Park);
+        let change = &writes.changes[&customer];
+        assert_eq!(
+            change.by_status,
+            BTreeMap::from([("delivered".into(), 1), ("shipped".into(), 1)])
+        );
+        assert_eq!(
+            change.spend,
+            BTreeMap::from([("EUR".into(), (2, 2 * total))])
+        );
+        let status = |id| {
+            let line = writes.lines.iter().find(|l| l.order_id == id).unwrap();
+            (line.status.clone(), line.spent, line.version)
+        };
+        assert_eq!(status(a), ("shipped".to_owned(), true, 3));
+        assert_eq!(status(b), ("delivered".to_owned(), true, 4));
+    }
+
+    #[test]
+    fn events_that_cannot_apply_say_why() {
+        let created = fixtures::order_created();
+        let confirmed = fixtures::order_confirmed();
+        let order = Uuid::now_v7();
+        let mut changes = HashMap::new();
+        let line = apply(
+            None,
+            &recorded(order, 1, 1, &created),
+            &created,
+            &mut changes,
+        )
+        .expect("a creation applies");
+        let cases = [
+            (
+                Some(&line),
+                recorded(order, 3, 2, &confirmed),
+                &confirmed,
+                format!("version 3 follows version 1 of order {order}"),
+            ),
+            (
+                None,
+                recorded(order, 1, 2, &confirmed),
+                &confirmed,
+                "an event before the order was created".to_owned(),
+            ),
+            (
+                Some(&line),
+                recorded(order, 2, 2, &created),
+                &created,
+                "a second OrderCreated".to_owned(),
+            ),
+            (
+                None,
+                recorded(order, 2, 2, &created),
+                &created,
+                "OrderCreated at version 2".to_owned(),
+            ),
+        ];
+        for (line, recorded, event, why) in cases {
+            assert_eq!(apply(line, &recorded, event, &mut changes), Err(why));
+        }
+        let change = changes.values().next().expect("the creation's change");
+        assert_eq!(
+            (change.orders, change.by_status.clone()),
+            (1, BTreeMap::from([("created".into(), 1)]))
+        );
+    }
+
+    #[test]
+    fn compact_drops_only_what_cancelled_out() {
+        let mut change = CustomerChange::default();
+        change.status("created", 1);
+        change.status("created", -1);
+        change.status("shipped", 1);
+        change.spend("EUR", 0, 5);
+        change.spend("USD", 1, 0);
+        change.spend("GBP", 1, 7);
+        change.spend("GBP", -1, -7);
+        change.spend("SEK", i64::MAX, i64::MAX);
+        change.spend("SEK", 1, 1);
+        change.compact();
+        assert_eq!(change.by_status, BTreeMap::from([("shipped".into(), 1)]));
+        assert_eq!(
+            change.spend,
+            BTreeMap::from([
+                ("EUR".into(), (0, 5)),
+                ("SEK".into(), (i64::MAX, i64::MAX)),
+                ("USD".into(), (1, 0)),
+            ])
+        );
+    }
 }
