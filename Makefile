@@ -7,7 +7,7 @@ BENCH_ARGS ?=
 # Seconds each fuzz target runs, e.g. `make fuzz FUZZ_SECONDS=300`.
 FUZZ_SECONDS ?= 30
 
-.PHONY: help build test test-unit test-int schemathesis mutants fuzz fmt lint migrate db-reset dev docker-up docker-down bench
+.PHONY: help build test test-unit test-int schemathesis mutants mutants-orders fuzz fmt lint migrate db-reset dev docker-up docker-down bench
 
 help:
 	@echo "build        release build of the service (target/release/orders)"
@@ -15,7 +15,8 @@ help:
 	@echo "test-unit    unit tests and doctests, no database"
 	@echo "test-int     integration tests (needs PostgreSQL)"
 	@echo "schemathesis the API against /openapi.json on both backends (scripts/schemathesis.sh)"
-	@echo "mutants      mutation testing of domain and event-store (cargo install cargo-mutants --locked), about 10 min"
+	@echo "mutants      mutation testing of domain, event-store and read-model (cargo install cargo-mutants --locked), about 15 min"
+	@echo "mutants-orders mutation testing of the pure parts of orders, about an hour"
 	@echo "fuzz         the cargo-fuzz targets, FUZZ_SECONDS (30) each (nightly; cargo install cargo-fuzz --locked)"
 	@echo "fmt          format the code"
 	@echo "lint         check formatting and run clippy with warnings as errors"
@@ -48,11 +49,23 @@ schemathesis:
 # Mutation testing: cargo-mutants breaks the code one small change at a time and expects a test
 # to fail each time. A surviving mutant is a missing test, or an equivalent mutant excluded with
 # its reason in .cargo/mutants.toml. Results in mutants.out/ (missed.txt lists survivors).
-# domain and event-store (without its conformance suite, which is test code); the pure parts of
-# orders join once the read-side rewrite lands.
+# `mutants`: domain, event-store (without its conformance suite, which is test code) and the
+# read-model engine's pure part; .ci/run runs these. `mutants-orders`: the pure parts of orders
+# (the two projection folds, the batch decoder, header and body extraction, token verification,
+# problem mapping) against its unit tests, two mutants at a time: about an hour on 2 cores, so it
+# is not in CI. Run it when you change those files.
+ORDERS_PURE = crates/orders/src/projections/view.rs crates/orders/src/projections/batch.rs \
+	crates/orders/src/projections/customers/mod.rs crates/orders/src/http/extract.rs \
+	crates/orders/src/auth/token.rs crates/orders/src/http/problem.rs crates/orders/src/http/errors.rs
+
 mutants:
 	cargo mutants -p domain
 	cargo mutants -p event-store --all-features --exclude 'crates/event-store/src/conformance/**'
+	cargo mutants -p read-model --file crates/read-model/src/apply.rs --file crates/read-model/src/error.rs -- --lib
+
+mutants-orders:
+	CARGO_PROFILE_DEV_DEBUG=false cargo mutants -p orders --all-features -j 2 \
+		$(addprefix --file ,$(ORDERS_PURE)) -- --lib
 
 # Fuzzing: every target in fuzz/fuzz_targets for FUZZ_SECONDS each, from copies of the seed corpora
 # in fuzz/corpus. A crashing input is kept in fuzz/artifacts/<target>/ (see fuzz/run.sh).

@@ -102,6 +102,9 @@ mod tests {
 
     use super::*;
 
+    /// Status, code and current version of an answer.
+    type Expected = (u16, &'static str, Option<u64>);
+
     fn answer(problem: Problem) -> (u16, String, Option<u64>) {
         (problem.status, problem.code, problem.current_version)
     }
@@ -186,7 +189,7 @@ mod tests {
 
     #[test]
     fn each_command_error_has_its_own_status_and_code() {
-        let cases: [(CommandError<OrderError>, (u16, &str, Option<u64>)); 7] = [
+        let cases: [(CommandError<OrderError>, Expected); 7] = [
             (
                 CommandError::Denied(AccessDenied::NotFound),
                 (404, "order-not-found", None),
