@@ -142,4 +142,26 @@ mod tests {
         assert_eq!(writes.applied.stopped.map(|s| s.position), Some(12));
         assert_eq!(writes.rows[0].status, "created");
     }
+
+    #[test]
+    fn order_ids_are_the_distinct_orders_of_a_batch_in_order() {
+        let created = fixtures::order_created();
+        let (a, b) = (Uuid::from_u128(2), Uuid::from_u128(1));
+        let mut other = recorded(
+            Uuid::from_u128(3),
+            1,
+            4,
+            "CartOpened",
+            serde_json::json!({}),
+        );
+        other.aggregate_type = "Cart".into();
+        let events = vec![
+            recorded(a, 1, 1, created.event_type(), created.to_payload()),
+            recorded(b, 1, 2, created.event_type(), created.to_payload()),
+            recorded(a, 2, 3, "OrderConfirmed", serde_json::json!({})),
+            other,
+        ];
+        assert_eq!(order_ids(&events), vec![b, a]);
+        assert!(order_ids(&[]).is_empty());
+    }
 }
