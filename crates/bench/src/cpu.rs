@@ -84,8 +84,9 @@ impl CpuTimes {
     }
 }
 
-/// `utime + stime` of `/proc/<pid>/stat`, or `None` if the process is gone.
-fn process_time(pid: &str) -> anyhow::Result<Option<Duration>> {
+/// `utime + stime` of `/proc/<pid>/stat` (`self` for this process), or `None` if the process
+/// is gone.
+pub(crate) fn process_time(pid: &str) -> anyhow::Result<Option<Duration>> {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Ok(None);
     };

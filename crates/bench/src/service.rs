@@ -342,21 +342,9 @@ const CLOCK_TICKS: f64 = 100.0;
 
 /// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat` (`self` for this one).
 pub fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    // Fields after the command name (which may hold spaces) start at field 3, `state`.
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("cannot parse {path}"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(n - 3)
-            .with_context(|| format!("{path} has no field {n}"))?
-            .parse::<u64>()? as f64)
-    };
-    Ok((field(14)? + field(15)?) / CLOCK_TICKS)
+    let time = crate::cpu::process_time(pid)?
+        .with_context(|| format!("cannot read /proc/{pid}/stat: no such process"))?;
+    Ok(time.as_secs_f64())
 }
 
 /// The machine's CPU time so far, from `/proc/stat`: (busy seconds, total seconds), all CPUs.

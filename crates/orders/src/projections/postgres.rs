@@ -201,7 +201,14 @@ async fn write_batch(tx: &mut Tx, t: &Tables, writes: &BatchWrites) -> read_mode
         .iter()
         .map(|r| position_to_sql(r.last_position))
         .collect::<read_model::Result<Vec<_>>>()?;
-    let (details, counts, revenue) = (&t.details, &t.counts, &t.revenue);
+    let mut revenue = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((day, currency), (orders, total)) in &summary.revenue {
+        revenue.0.push(*day);
+        revenue.1.push(currency.as_str());
+        revenue.2.push(*orders);
+        revenue.3.push(*total);
+    }
+    let (details, counts, revenue_table) = (&t.details, &t.counts, &t.revenue);
     let sql = format!(
         "WITH details AS (
            INSERT INTO {details} (order_id, customer_id, status, currency, total_minor, items, cancellation_reason,
@@ -218,10 +225,10 @@ async fn write_batch(tx: &mut Tx, t: &Tables, writes: &BatchWrites) -> read_mode
            INSERT INTO {counts} (status, orders) SELECT * FROM UNNEST($17::text[], $18::int8[])
            ON CONFLICT (status) DO UPDATE SET orders = {counts}.orders + EXCLUDED.orders),
          revenue AS (
-           INSERT INTO {revenue} (day, currency, orders, total_minor)
+           INSERT INTO {revenue_table} (day, currency, orders, total_minor)
            SELECT * FROM UNNEST($19::date[], $20::text[], $21::int8[], $22::int8[])
-           ON CONFLICT (day, currency) DO UPDATE SET orders = {revenue}.orders + EXCLUDED.orders,
-             total_minor = {revenue}.total_minor + EXCLUDED.total_minor)
+           ON CONFLICT (day, currency) DO UPDATE SET orders = {revenue_table}.orders + EXCLUDED.orders,
+             total_minor = {revenue_table}.total_minor + EXCLUDED.total_minor)
          SELECT 1"
     );
     sqlx::query(AssertSqlSafe(sql))
@@ -249,34 +256,10 @@ async fn write_batch(tx: &mut Tx, t: &Tables, writes: &BatchWrites) -> read_mode
                 .collect::<Vec<_>>(),
         )
         .bind(summary.status_counts.values().copied().collect::<Vec<_>>())
-        .bind(
-            summary
-                .revenue
-                .keys()
-                .map(|(day, _)| *day)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            summary
-                .revenue
-                .keys()
-                .map(|(_, currency)| currency.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            summary
-                .revenue
-                .values()
-                .map(|(orders, _)| *orders)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            summary
-                .revenue
-                .values()
-                .map(|(_, total)| *total)
-                .collect::<Vec<_>>(),
-        )
+        .bind(revenue.0)
+        .bind(revenue.1)
+        .bind(revenue.2)
+        .bind(revenue.3)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -263,13 +263,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn spend_counts_confirmed_orders_until_they_are_cancelled() {
+    /// The fixture's creation, its customer and its total.
+    fn created() -> (OrderEvent, Uuid, i64) {
         let created = fixtures::order_created();
         let OrderEvent::Created(c) = &created else {
-            unreachable!()
+            unreachable!("the fixture is an OrderCreated")
         };
         let (customer, total) = (c.customer_id, c.total.amount_minor());
+        (created, customer, total)
+    }
+
+    #[test]
+    fn spend_counts_confirmed_orders_until_they_are_cancelled() {
+        let (created, customer, total) = created();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let confirmed = fixtures::order_confirmed();
         let cancelled = fixtures::order_cancelled();
@@ -319,11 +325,7 @@ mod tests {
 
     #[test]
     fn first_and_last_order_are_the_earliest_and_latest_creation() {
-        let created = fixtures::order_created();
-        let OrderEvent::Created(c) = &created else {
-            unreachable!()
-        };
-        let customer = c.customer_id;
+        let (created, customer, _) = created();
         let at = |s: &str| s.parse::<DateTime<Utc>>().expect("a timestamp");
         let (early, middle, late) = (
             at("2026-11-01T00:00:00Z"),
@@ -349,11 +351,7 @@ mod tests {
 
     #[test]
     fn shipping_and_delivering_move_the_status_and_keep_the_spend() {
-        let created = fixtures::order_created();
-        let OrderEvent::Created(c) = &created else {
-            unreachable!()
-        };
-        let (customer, total) = (c.customer_id, c.total.amount_minor());
+        let (created, customer, total) = created();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let events = vec![
             recorded(a, 1, 1, &created),
