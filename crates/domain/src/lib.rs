@@ -21,6 +21,8 @@
 //!     customer_id: Uuid::from_u128(2),
 //!     currency: eur.clone(),
 //!     items: vec![OrderItem::new(Uuid::from_u128(3), "BOOK-42", 2, 1_250, eur)?],
+//!     shipping_address: None,
+//!     contact: None,
 //! };
 //!
 //! let mut order = OrderAggregate::default();
@@ -44,6 +46,7 @@ mod envelope;
 mod error;
 mod event;
 pub mod order;
+mod personal;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -52,9 +55,11 @@ pub use envelope::{EventEnvelope, EventMetadata};
 pub use error::{DomainError, ErrorKind};
 pub use event::{DomainEvent, EventDecodeError};
 pub use order::{
-    CancelOrder, ConfirmOrder, CreateOrder, Currency, DeliverOrder, MAX_CANCELLATION_REASON_LEN,
-    MAX_CARRIER_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY, MAX_SKU_LEN,
-    MAX_TRACKING_NUMBER_LEN, Money, Order, OrderAggregate, OrderCancelled, OrderCommand,
-    OrderConfirmed, OrderCreated, OrderDelivered, OrderError, OrderEvent, OrderItem, OrderShipped,
-    OrderStatus, Quantity, ShipOrder, Sku,
+    AddressInput, CancelOrder, ChangeShippingAddress, ConfirmOrder, Contact, ContactInput,
+    CreateOrder, Currency, DeliverOrder, MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS,
+    MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY, MAX_SKU_LEN, MAX_TRACKING_NUMBER_LEN, Money, Order,
+    OrderAggregate, OrderCancelled, OrderCommand, OrderConfirmed, OrderCreated, OrderDelivered,
+    OrderError, OrderEvent, OrderItem, OrderShipped, OrderStatus, Quantity, ShipOrder,
+    ShippingAddress, ShippingAddressChanged, Sku,
 };
+pub use personal::{ERASED, Personal, PersonalData, PersonalField, SEALED_PREFIX, Sealed, Sealer};

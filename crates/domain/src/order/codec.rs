@@ -1,9 +1,10 @@
 //! [`DomainEvent`] for [`OrderEvent`]: stored names, schema versions and upcasting.
 //!
-//! To change a payload's shape: bump its `*_V` constant, keep decoding the old version in
-//! [`upcast`] by rewriting the old JSON into the new shape, add the new version's golden fixture
-//! under `crates/domain/fixtures/events/` (the test names the file and its content; never edit
-//! an old one), and accept the new insta snapshot.
+//! To change a payload's shape: bump its `*_V` constant, add one step to [`upcast_step`] that
+//! rewrites a payload of the old version into the next one (the chain runs every step from the
+//! stored version to the current one), add the new version's golden fixture under
+//! `crates/domain/fixtures/events/` (the test names the file and its content; never edit an old
+//! one), and accept the new insta snapshot. ADR 0017 has the rules.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,13 +18,15 @@ const CONFIRMED: &str = "OrderConfirmed";
 const CANCELLED: &str = "OrderCancelled";
 const SHIPPED: &str = "OrderShipped";
 const DELIVERED: &str = "OrderDelivered";
+const ADDRESS_CHANGED: &str = "ShippingAddressChanged";
 
-/// Current schema version of every order event; they may diverge as events evolve.
-const CREATED_V: u32 = 1;
+/// Current schema version of each order event.
+const CREATED_V: u32 = 2;
 const CONFIRMED_V: u32 = 1;
 const CANCELLED_V: u32 = 1;
 const SHIPPED_V: u32 = 1;
 const DELIVERED_V: u32 = 1;
+const ADDRESS_CHANGED_V: u32 = 1;
 
 impl DomainEvent for OrderEvent {
     fn event_type(&self) -> &'static str {
@@ -33,6 +36,7 @@ impl DomainEvent for OrderEvent {
             Self::Cancelled(_) => CANCELLED,
             Self::Shipped(_) => SHIPPED,
             Self::Delivered(_) => DELIVERED,
+            Self::ShippingAddressChanged(_) => ADDRESS_CHANGED,
         }
     }
 
@@ -43,6 +47,7 @@ impl DomainEvent for OrderEvent {
             Self::Cancelled(_) => CANCELLED_V,
             Self::Shipped(_) => SHIPPED_V,
             Self::Delivered(_) => DELIVERED_V,
+            Self::ShippingAddressChanged(_) => ADDRESS_CHANGED_V,
         }
     }
 
@@ -53,6 +58,7 @@ impl DomainEvent for OrderEvent {
             Self::Cancelled(e) => to_json(e),
             Self::Shipped(e) => to_json(e),
             Self::Delivered(e) => to_json(e),
+            Self::ShippingAddressChanged(e) => to_json(e),
         }
     }
 
@@ -72,7 +78,7 @@ impl DomainEvent for OrderEvent {
                 latest,
             });
         }
-        let payload = upcast(event_type, schema_version, payload);
+        let payload = upcast(event_type, schema_version, latest, payload);
         let decode = Decoder {
             event_type,
             schema_version,
@@ -83,6 +89,9 @@ impl DomainEvent for OrderEvent {
             CANCELLED => decode.payload(payload).map(Self::Cancelled),
             SHIPPED => decode.payload(payload).map(Self::Shipped),
             DELIVERED => decode.payload(payload).map(Self::Delivered),
+            ADDRESS_CHANGED => decode
+                .payload(payload)
+                .map(Self::ShippingAddressChanged),
             _ => Err(unknown()),
         }
     }
@@ -96,15 +105,34 @@ fn latest_version(event_type: &str) -> Option<u32> {
         CANCELLED => CANCELLED_V,
         SHIPPED => SHIPPED_V,
         DELIVERED => DELIVERED_V,
+        ADDRESS_CHANGED => ADDRESS_CHANGED_V,
         _ => return None,
     })
 }
 
-/// Rewrites an old payload into the current shape. Every event is at v1 today, so this is the
-/// identity; a v2 of, say, `OrderCancelled` would add
-/// `(CANCELLED, 1) => { payload["reason_code"] = json!("other"); payload }`.
-fn upcast(_event_type: &str, _schema_version: u32, payload: Value) -> Value {
-    payload
+/// Rewrites a payload stored at `version` into the shape of `latest`, one step at a time.
+fn upcast(event_type: &str, version: u32, latest: u32, payload: Value) -> Value {
+    (version..latest).fold(payload, |payload, from| {
+        upcast_step(event_type, from, payload)
+    })
+}
+
+/// One link of the chain: a payload of `event_type` at version `from`, in the shape of
+/// `from + 1`. Steps only add or rename fields; a payload that is not an object is passed on
+/// unchanged for the decoder to refuse.
+fn upcast_step(event_type: &str, from: u32, payload: Value) -> Value {
+    let Value::Object(mut fields) = payload else {
+        return payload;
+    };
+    match (event_type, from) {
+        // v1 → v2: addresses and contacts came in. An order placed before has neither.
+        (CREATED, 1) => {
+            fields.insert("shipping_address".to_owned(), Value::Null);
+            fields.insert("contact".to_owned(), Value::Null);
+        }
+        _ => {}
+    }
+    Value::Object(fields)
 }
 
 struct Decoder<'a> {

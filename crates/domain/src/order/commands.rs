@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use super::values::{Currency, OrderItem};
+use super::values::{Contact, Currency, OrderItem, ShippingAddress};
 
 /// Place a new order. The caller generates `order_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,17 @@ pub struct CreateOrder {
     pub currency: Currency,
     /// The lines, 1 to [`super::MAX_ITEMS`], each SKU at most once.
     pub items: Vec<OrderItem>,
+    /// Where it goes; may be set later, but an order ships only with one.
+    pub shipping_address: Option<ShippingAddress>,
+    /// How to reach the customer about it.
+    pub contact: Option<Contact>,
+}
+
+/// Set or replace the shipping address of an order that has not shipped or been cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeShippingAddress {
+    /// The new address.
+    pub shipping_address: ShippingAddress,
 }
 
 /// Accept a created order.
@@ -57,10 +68,13 @@ pub enum OrderCommand {
     Ship(ShipOrder),
     /// See [`DeliverOrder`].
     Deliver(DeliverOrder),
+    /// See [`ChangeShippingAddress`].
+    ChangeShippingAddress(ChangeShippingAddress),
 }
 
 impl OrderCommand {
-    /// Stable lowercase name for logs, metrics and error messages: "create", "confirm", ...
+    /// Stable lowercase name for logs, metrics and error messages: "create", "confirm", ...,
+    /// "change-address".
     pub fn name(&self) -> &'static str {
         match self {
             Self::Create(_) => "create",
@@ -68,6 +82,7 @@ impl OrderCommand {
             Self::Cancel(_) => "cancel",
             Self::Ship(_) => "ship",
             Self::Deliver(_) => "deliver",
+            Self::ChangeShippingAddress(_) => "change-address",
         }
     }
 }
@@ -88,4 +103,5 @@ into_command!(
     CancelOrder => Cancel,
     ShipOrder => Ship,
     DeliverOrder => Deliver,
+    ChangeShippingAddress => ChangeShippingAddress,
 );

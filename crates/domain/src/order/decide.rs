@@ -9,6 +9,7 @@ use super::commands::{CancelOrder, CreateOrder, OrderCommand, ShipOrder};
 use super::errors::OrderError;
 use super::events::{
     OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderShipped,
+    ShippingAddressChanged,
 };
 use super::limits::{
     MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR,
@@ -17,6 +18,8 @@ use super::limits::{
 use super::state::OrderAggregate;
 use super::status::OrderStatus;
 use super::values::Money;
+use super::values::text::{TextProblem, checked_text};
+use crate::personal::Personal;
 
 /// Decides `command` against `order`.
 pub(super) fn decide(
@@ -47,7 +50,20 @@ pub(super) fn decide(
         OrderCommand::Ship(ship) => {
             let shipped = validate_ship(ship)?;
             require(order, command, &[OrderStatus::Confirmed])?;
+            if order.shipping_address().is_none() {
+                return Err(OrderError::NoShippingAddress);
+            }
             OrderEvent::Shipped(shipped)
+        }
+        OrderCommand::ChangeShippingAddress(change) => {
+            require(
+                order,
+                command,
+                &[OrderStatus::Created, OrderStatus::Confirmed],
+            )?;
+            OrderEvent::ShippingAddressChanged(ShippingAddressChanged {
+                shipping_address: Personal::Plain(change.shipping_address.clone()),
+            })
         }
         OrderCommand::Deliver(_) => {
             require(order, command, &[OrderStatus::Shipped])?;
@@ -107,13 +123,15 @@ fn validate_create(create: &CreateOrder) -> Result<OrderCreated, OrderError> {
         currency: create.currency.clone(),
         items: create.items.clone(),
         total,
+        shipping_address: create.shipping_address.clone().map(Personal::Plain),
+        contact: create.contact.clone().map(Personal::Plain),
     })
 }
 
 fn validate_cancel(cancel: &CancelOrder) -> Result<OrderCancelled, OrderError> {
     match checked_text(&cancel.reason, MAX_CANCELLATION_REASON_LEN) {
         Ok(reason) => Ok(OrderCancelled {
-            reason: reason.to_owned(),
+            reason: Personal::Plain(reason.to_owned()),
         }),
         Err(TextProblem::Blank) => Err(OrderError::InvalidCancellationReason {
             problem: "is empty",
@@ -124,30 +142,6 @@ fn validate_cancel(cancel: &CancelOrder) -> Result<OrderCancelled, OrderError> {
         Err(TextProblem::ControlCharacter) => Err(OrderError::InvalidCancellationReason {
             problem: "contains control characters (such as NUL, a line break or ESC)",
         }),
-    }
-}
-
-/// What [`checked_text`] found wrong with a text field.
-enum TextProblem {
-    Blank,
-    TooLong,
-    ControlCharacter,
-}
-
-/// The one rule for free text a client sends (a cancellation reason, a carrier, a tracking
-/// number): trimmed, not blank, at most `max_chars` characters, and no control characters
-/// (Unicode `Cc`: NUL, line breaks, tab, ESC, DEL, C1). It holds on every backend alike, before
-/// anything reaches a store (PostgreSQL's JSONB refuses NUL; SQLite would keep it).
-fn checked_text(value: &str, max_chars: usize) -> Result<&str, TextProblem> {
-    let value = value.trim();
-    if value.is_empty() {
-        Err(TextProblem::Blank)
-    } else if value.chars().count() > max_chars {
-        Err(TextProblem::TooLong)
-    } else if value.chars().any(char::is_control) {
-        Err(TextProblem::ControlCharacter)
-    } else {
-        Ok(value)
     }
 }
 

@@ -93,6 +93,27 @@ pub enum OrderError {
         /// What is wrong, and what is allowed.
         problem: String,
     },
+    /// A shipping address field blank, too long, with control characters, or (the country) not
+    /// an ISO 3166-1 alpha-2 code. HTTP: 422.
+    #[error("shipping_address.{field} {problem}")]
+    InvalidShippingAddress {
+        /// `recipient_name`, `line1`, `line2`, `postal_code`, `city` or `country`.
+        field: &'static str,
+        /// What is wrong, and what is allowed.
+        problem: String,
+    },
+    /// The contact email or phone is malformed. HTTP: 422.
+    #[error("contact.{field} {problem}")]
+    InvalidContact {
+        /// `email` or `phone`.
+        field: &'static str,
+        /// What is wrong, and what is allowed.
+        problem: String,
+    },
+    /// Ship on an order without a shipping address (placed before addresses existed, or
+    /// without one). HTTP: 409.
+    #[error("the order has no shipping address; set one with POST /orders/{{id}}/shipping-address, then ship")]
+    NoShippingAddress,
     /// Any command but create on an order that does not exist. HTTP: 404.
     #[error("order does not exist; create it first")]
     OrderNotFound,
@@ -124,6 +145,9 @@ impl OrderError {
             Self::AmountOverflow => "amount-overflow",
             Self::InvalidCancellationReason { .. } => "invalid-cancellation-reason",
             Self::InvalidShippingDetails { .. } => "invalid-shipping-details",
+            Self::InvalidShippingAddress { .. } => "invalid-shipping-address",
+            Self::InvalidContact { .. } => "invalid-contact",
+            Self::NoShippingAddress => "shipping-address-required",
             Self::OrderNotFound => "order-not-found",
             Self::AlreadyExists => "order-already-exists",
             Self::InvalidTransition { .. } => "invalid-transition",
@@ -134,7 +158,9 @@ impl OrderError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::OrderNotFound => ErrorKind::NotFound,
-            Self::AlreadyExists | Self::InvalidTransition { .. } => ErrorKind::StateConflict,
+            Self::AlreadyExists | Self::InvalidTransition { .. } | Self::NoShippingAddress => {
+                ErrorKind::StateConflict
+            }
             _ => ErrorKind::Validation,
         }
     }
@@ -148,7 +174,7 @@ fn transition_hint(command: &str, status: OrderStatus) -> &'static str {
         ("confirm", _) => "it is already confirmed",
         ("cancel", OrderStatus::Shipped) => "request a return instead",
         ("ship", OrderStatus::Created) => "confirm it first",
-        ("ship", _) => "it has already shipped",
+        ("ship" | "change-address", _) => "it has already shipped",
         ("deliver", OrderStatus::Created | OrderStatus::Confirmed) => "ship it first",
         _ => "this transition is not allowed",
     }

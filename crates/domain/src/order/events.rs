@@ -4,9 +4,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::values::{Currency, Money, OrderItem};
+use super::values::{Contact, Currency, Money, OrderItem, ShippingAddress};
+use crate::personal::Personal;
 
-/// An order was placed. Schema v1.
+/// An order was placed. Schema v2 (v1 had no `shipping_address` or `contact`; its upcaster sets
+/// both to `null`: an order placed before addresses existed has none, and cannot ship until one
+/// is set).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCreated {
@@ -20,6 +23,21 @@ pub struct OrderCreated {
     pub items: Vec<OrderItem>,
     /// Sum of the line totals, computed when the order was placed.
     pub total: Money,
+    /// Where it goes, if given at once; sealed once the service has handled the command.
+    /// Required in the payload (`null` when absent): the v1 → v2 upcaster adds it.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub shipping_address: Option<Personal<ShippingAddress>>,
+    /// How to reach the customer about it, if given; sealed likewise. Required like the address.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub contact: Option<Personal<Contact>>,
+}
+
+/// The shipping address was set or replaced before the order shipped. Schema v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingAddressChanged {
+    /// The new address; sealed once the service has handled the command.
+    pub shipping_address: Personal<ShippingAddress>,
 }
 
 /// The order was accepted. Schema v1; payload `{}`.
@@ -31,8 +49,10 @@ pub struct OrderConfirmed {}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCancelled {
-    /// Why, trimmed.
-    pub reason: String,
+    /// Why, trimmed: the customer's free text, so personal data. Sealed since addresses came
+    /// in; events written before hold it in plain text (the same shape: a string), and
+    /// [`crate::Sealed::erased`] when the customer had already been forgotten.
+    pub reason: Personal<String>,
 }
 
 /// The order was handed to a carrier. Schema v1.
@@ -68,6 +88,8 @@ pub enum OrderEvent {
     Shipped(OrderShipped),
     /// See [`OrderDelivered`].
     Delivered(OrderDelivered),
+    /// See [`ShippingAddressChanged`].
+    ShippingAddressChanged(ShippingAddressChanged),
 }
 
 macro_rules! into_event {
@@ -86,4 +108,5 @@ into_event!(
     OrderCancelled => Cancelled,
     OrderShipped => Shipped,
     OrderDelivered => Delivered,
+    ShippingAddressChanged => ShippingAddressChanged,
 );

@@ -24,3 +24,21 @@ pub const MAX_TRACKING_NUMBER_LEN: usize = 100;
 /// read model) far from `i64` overflow: a day would need 922 337 orders of this size. Checked when
 /// an order is placed, not when stored events are read back.
 pub const MAX_ORDER_TOTAL_MINOR: i64 = 10_000_000_000_000;
+
+/// Longest recipient name, in characters: room for a full name and a company's attention line.
+pub const MAX_RECIPIENT_NAME_LEN: usize = 100;
+
+/// Longest address line, in characters: what carriers' label formats print.
+pub const MAX_ADDRESS_LINE_LEN: usize = 100;
+
+/// Longest postal code, in characters: the longest in use are 10; this leaves room for prefixes.
+pub const MAX_POSTAL_CODE_LEN: usize = 16;
+
+/// Longest city name, in characters.
+pub const MAX_CITY_LEN: usize = 100;
+
+/// Longest email address, in characters: RFC 5321's limit on a path.
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// Longest phone number as written, separators included, in characters.
+pub const MAX_PHONE_LEN: usize = 32;

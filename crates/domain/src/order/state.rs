@@ -4,16 +4,21 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::commands::{
-    CancelOrder, ConfirmOrder, CreateOrder, DeliverOrder, OrderCommand, ShipOrder,
+    CancelOrder, ChangeShippingAddress, ConfirmOrder, CreateOrder, DeliverOrder, OrderCommand,
+    ShipOrder,
 };
 use super::decide;
 use super::errors::OrderError;
 use super::events::OrderEvent;
 use super::status::OrderStatus;
-use super::values::{Currency, Money, OrderItem};
+use super::values::{Contact, Currency, Money, OrderItem, ShippingAddress};
 use crate::aggregate::Aggregate;
+use crate::personal::Personal;
 
 /// The order aggregate. Fields change only through [`OrderAggregate::apply`].
+///
+/// Personal fields hold what the events hold: sealed values in the service, so that a snapshot
+/// of the state is as unreadable as the events without the customer's key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderAggregate {
     id: Option<Uuid>,
@@ -22,14 +27,17 @@ pub struct OrderAggregate {
     currency: Option<Currency>,
     items: Vec<OrderItem>,
     total: Option<Money>,
-    cancellation_reason: Option<String>,
+    cancellation_reason: Option<Personal<String>>,
     carrier: Option<String>,
     tracking_number: Option<String>,
+    shipping_address: Option<Personal<ShippingAddress>>,
+    contact: Option<Personal<Contact>>,
 }
 
 impl Aggregate for OrderAggregate {
     const TYPE: &'static str = "Order";
-    const SNAPSHOT_VERSION: u32 = 1;
+    /// v2: personal fields (address, contact; the cancellation reason is sealed).
+    const SNAPSHOT_VERSION: u32 = 2;
     type Command = OrderCommand;
     type Event = OrderEvent;
     type Error = OrderError;
@@ -46,7 +54,12 @@ impl Aggregate for OrderAggregate {
                 self.currency = Some(e.currency.clone());
                 self.items.clone_from(&e.items);
                 self.total = Some(e.total.clone());
+                self.shipping_address.clone_from(&e.shipping_address);
+                self.contact.clone_from(&e.contact);
                 self.status = OrderStatus::Created;
+            }
+            OrderEvent::ShippingAddressChanged(e) => {
+                self.shipping_address = Some(e.shipping_address.clone());
             }
             OrderEvent::Confirmed(_) => self.status = OrderStatus::Confirmed,
             OrderEvent::Cancelled(e) => {
@@ -93,6 +106,16 @@ impl OrderAggregate {
         }))
     }
 
+    /// Decides [`ChangeShippingAddress`].
+    pub fn change_shipping_address(
+        &self,
+        shipping_address: ShippingAddress,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        self.decide(&OrderCommand::ChangeShippingAddress(ChangeShippingAddress {
+            shipping_address,
+        }))
+    }
+
     /// Decides [`DeliverOrder`].
     pub fn deliver(&self) -> Result<Vec<OrderEvent>, OrderError> {
         self.decide(&OrderCommand::Deliver(DeliverOrder))
@@ -136,9 +159,19 @@ impl OrderAggregate {
         self.total.as_ref()
     }
 
-    /// Why the order was cancelled, once it is.
-    pub fn cancellation_reason(&self) -> Option<&str> {
-        self.cancellation_reason.as_deref()
+    /// Why the order was cancelled, once it is (sealed in the service).
+    pub fn cancellation_reason(&self) -> Option<&Personal<String>> {
+        self.cancellation_reason.as_ref()
+    }
+
+    /// Where the order goes, once set (sealed in the service).
+    pub fn shipping_address(&self) -> Option<&Personal<ShippingAddress>> {
+        self.shipping_address.as_ref()
+    }
+
+    /// How to reach the customer about the order, if given (sealed in the service).
+    pub fn contact(&self) -> Option<&Personal<Contact>> {
+        self.contact.as_ref()
     }
 
     /// Carrier, once shipped (if given).

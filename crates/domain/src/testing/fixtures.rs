@@ -2,9 +2,11 @@
 
 use uuid::Uuid;
 
+use crate::Personal;
 use crate::order::{
-    CreateOrder, Currency, Money, OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered,
-    OrderEvent, OrderItem, OrderShipped,
+    AddressInput, Contact, ContactInput, CreateOrder, Currency, Money, OrderCancelled,
+    OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderItem, OrderShipped,
+    ShippingAddress, ShippingAddressChanged,
 };
 
 /// Id of the fixture order.
@@ -45,24 +47,81 @@ pub fn items() -> Vec<OrderItem> {
     ]
 }
 
-/// Creates the fixture order with [`items`].
+/// Ada's address in Berlin.
+pub fn address() -> ShippingAddress {
+    address_in("Berlin")
+}
+
+/// Ada's address, in `city`.
+pub fn address_in(city: &str) -> ShippingAddress {
+    let input = AddressInput {
+        recipient_name: "Ada Lovelace".to_owned(),
+        line1: "Unter den Linden 1".to_owned(),
+        line2: Some("3rd floor".to_owned()),
+        postal_code: "10117".to_owned(),
+        city: city.to_owned(),
+        country: "DE".to_owned(),
+    };
+    match ShippingAddress::new(input) {
+        Ok(address) => address,
+        Err(error) => panic!("fixture address: {error}"),
+    }
+}
+
+/// Ada's email and phone.
+pub fn contact() -> Contact {
+    let input = ContactInput {
+        email: "ada@example.com".to_owned(),
+        phone: Some("+49 30 1234567".to_owned()),
+    };
+    match Contact::new(input) {
+        Ok(contact) => contact,
+        Err(error) => panic!("fixture contact: {error}"),
+    }
+}
+
+/// Creates the fixture order with [`items`], [`address`] and [`contact`].
 pub fn create_order() -> CreateOrder {
     CreateOrder {
         order_id: ORDER_ID,
         customer_id: CUSTOMER_ID,
         currency: eur(),
         items: items(),
+        shipping_address: Some(address()),
+        contact: Some(contact()),
     }
 }
 
-/// What [`create_order`] emits.
+/// What [`create_order`] emits (personal fields plain: nothing has sealed them).
 pub fn order_created() -> OrderEvent {
     OrderEvent::Created(OrderCreated {
+        shipping_address: Some(Personal::Plain(address())),
+        contact: Some(Personal::Plain(contact())),
+        ..created_without_address()
+    })
+}
+
+/// An order placed without an address and contact (and every order placed before they existed).
+pub fn order_created_without_address() -> OrderEvent {
+    OrderEvent::Created(created_without_address())
+}
+
+fn created_without_address() -> OrderCreated {
+    OrderCreated {
         order_id: ORDER_ID,
         customer_id: CUSTOMER_ID,
         currency: eur(),
         items: items(),
         total: Money::new(2_699, eur()),
+        shipping_address: None,
+        contact: None,
+    }
+}
+
+/// The address moved to Hamburg.
+pub fn shipping_address_changed() -> OrderEvent {
+    OrderEvent::ShippingAddressChanged(ShippingAddressChanged {
+        shipping_address: Personal::Plain(address_in("Hamburg")),
     })
 }
 
@@ -74,7 +133,7 @@ pub fn order_confirmed() -> OrderEvent {
 /// The order was cancelled because the customer changed their mind.
 pub fn order_cancelled() -> OrderEvent {
     OrderEvent::Cancelled(OrderCancelled {
-        reason: "customer changed their mind".to_owned(),
+        reason: Personal::Plain("customer changed their mind".to_owned()),
     })
 }
 

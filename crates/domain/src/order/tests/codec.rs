@@ -28,6 +28,11 @@ fn order_shipped_payload() {
 }
 
 #[test]
+fn shipping_address_changed_payload() {
+    insta::assert_json_snapshot!(shipping_address_changed().to_payload());
+}
+
+#[test]
 fn order_delivered_payload() {
     insta::assert_json_snapshot!(order_delivered().to_payload());
 }
@@ -47,7 +52,7 @@ fn event_types_and_versions_are_stable() {
     assert_eq!(
         stored,
         [
-            ("OrderCreated", 1),
+            ("OrderCreated", 2),
             ("OrderConfirmed", 1),
             ("OrderCancelled", 1),
             ("OrderShipped", 1),

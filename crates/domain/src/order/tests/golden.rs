@@ -14,9 +14,32 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::order::{OrderAggregate, OrderEvent};
+use crate::order::{
+    OrderAggregate, OrderCancelled, OrderCreated, OrderEvent, ShippingAddressChanged,
+};
 use crate::testing::fixtures::*;
-use crate::{Aggregate, DomainEvent};
+use crate::{Aggregate, DomainEvent, Personal, Sealed};
+
+/// A sealed value of the fixture order as the service writes it (the domain never opens one, so
+/// any ciphertext stands in).
+fn sealed<T>(field_and_ciphertext: &str) -> Personal<T> {
+    let text = format!(
+        "enc:v1:01930c4e-8a00-7000-8000-000000000002:01930c4e-8a00-7000-8000-000000000001:{field_and_ciphertext}"
+    );
+    Personal::Sealed(Sealed::new(text).unwrap())
+}
+
+/// The fixture order's creation as the service stores it: address and contact sealed.
+fn order_created_sealed() -> OrderEvent {
+    let OrderEvent::Created(created) = order_created_without_address() else {
+        unreachable!()
+    };
+    OrderEvent::Created(OrderCreated {
+        shipping_address: Some(sealed("shipping_address:c2VhbGVkLWFkZHJlc3M")),
+        contact: Some(sealed("contact:c2VhbGVkLWNvbnRhY3Q")),
+        ..created
+    })
+}
 
 fn fixtures(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,9 +79,36 @@ fn type_and_version(stem: &str) -> (&str, u32) {
 /// What each event fixture decodes to, in the current form.
 fn expected_events() -> BTreeMap<&'static str, OrderEvent> {
     BTreeMap::from([
-        ("OrderCreated.v1", order_created()),
+        // v1 had no address or contact: the upcaster adds none.
+        ("OrderCreated.v1", order_created_without_address()),
+        ("OrderCreated.v2", order_created()),
+        ("OrderCreated.v2.sealed", order_created_sealed()),
+        (
+            "OrderCreated.v2.without-address",
+            order_created_without_address(),
+        ),
+        ("ShippingAddressChanged.v1", shipping_address_changed()),
+        (
+            "ShippingAddressChanged.v1.sealed",
+            OrderEvent::ShippingAddressChanged(ShippingAddressChanged {
+                shipping_address: sealed("shipping_address:c2VhbGVkLWhhbWJ1cmc"),
+            }),
+        ),
         ("OrderConfirmed.v1", order_confirmed()),
+        // Written before reasons were sealed: plain text, read as such.
         ("OrderCancelled.v1", order_cancelled()),
+        (
+            "OrderCancelled.v1.sealed",
+            OrderEvent::Cancelled(OrderCancelled {
+                reason: sealed("cancellation_reason:c2VhbGVkLXJlYXNvbg"),
+            }),
+        ),
+        (
+            "OrderCancelled.v1.erased",
+            OrderEvent::Cancelled(OrderCancelled {
+                reason: Personal::Sealed(Sealed::erased()),
+            }),
+        ),
         ("OrderShipped.v1", order_shipped()),
         (
             "OrderShipped.v1.without-tracking",
@@ -68,12 +118,22 @@ fn expected_events() -> BTreeMap<&'static str, OrderEvent> {
     ])
 }
 
-/// The state each snapshot fixture was taken of.
+/// The state each snapshot fixture was taken of. Only the current version is ever decoded.
 fn expected_snapshots() -> BTreeMap<&'static str, OrderAggregate> {
-    BTreeMap::from([(
-        "Order.v1",
-        OrderAggregate::replay(&[order_created(), order_confirmed(), order_shipped()]),
-    )])
+    BTreeMap::from([
+        (
+            "Order.v1",
+            OrderAggregate::replay(&[
+                order_created_without_address(),
+                order_confirmed(),
+                order_shipped(),
+            ]),
+        ),
+        (
+            "Order.v2",
+            OrderAggregate::replay(&[order_created_sealed(), order_confirmed(), order_shipped()]),
+        ),
+    ])
 }
 
 #[test]

@@ -4,6 +4,7 @@ use crate::order::{
     CancelOrder, ConfirmOrder, DeliverOrder, OrderAggregate, OrderCancelled, OrderCommand,
     OrderError, OrderEvent, OrderShipped, OrderStatus, ShipOrder,
 };
+use crate::Personal;
 use crate::testing::AggregateTest;
 use crate::testing::fixtures::*;
 
@@ -86,10 +87,13 @@ fn cancelling_a_created_order_records_the_trimmed_reason() {
     let order = OrderTest::given(vec![order_created()])
         .when(cancel("  out of stock \n"))
         .then_expect(vec![OrderEvent::Cancelled(OrderCancelled {
-            reason: "out of stock".to_owned(),
+            reason: Personal::Plain("out of stock".to_owned()),
         })]);
     assert_eq!(order.status(), OrderStatus::Cancelled);
-    assert_eq!(order.cancellation_reason(), Some("out of stock"));
+    assert_eq!(
+        order.cancellation_reason(),
+        Some(&Personal::Plain("out of stock".to_owned()))
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod errors;
 mod golden;
 mod harness;
 mod lifecycle;
+mod personal_data;
 mod properties;
 mod validation;
 mod values;

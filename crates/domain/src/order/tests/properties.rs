@@ -10,8 +10,8 @@ use crate::order::{
     OrderAggregate, OrderCancelled, OrderCommand, OrderCreated, OrderEvent, OrderItem,
     OrderShipped, OrderStatus, ShipOrder,
 };
-use crate::testing::fixtures::{currency, order_confirmed, order_delivered};
-use crate::{Aggregate, DomainEvent};
+use crate::testing::fixtures::{address, currency, order_confirmed, order_delivered};
+use crate::{Aggregate, DomainEvent, Personal};
 
 fn currencies() -> impl Strategy<Value = Currency> {
     // Mostly EUR so that most orders are valid; sometimes another to hit the mismatch rule.
@@ -57,6 +57,8 @@ fn commands() -> impl Strategy<Value = OrderCommand> {
                 customer_id: Uuid::from_u128(customer_id),
                 currency,
                 items,
+                shipping_address: Some(address()),
+                contact: None,
             })
         });
     prop_oneof![
@@ -89,12 +91,16 @@ fn events() -> impl Strategy<Value = OrderEvent> {
                 total: Money::new(amount, currency.clone()),
                 currency,
                 items,
+                shipping_address: None,
+                contact: None,
             }))
         });
     prop_oneof![
         created,
         Just(order_confirmed()),
-        any::<String>().prop_map(|reason| OrderEvent::Cancelled(OrderCancelled { reason })),
+        any::<String>().prop_map(|reason| OrderEvent::Cancelled(OrderCancelled {
+            reason: Personal::Plain(reason)
+        })),
         (any::<Option<String>>(), any::<Option<String>>()).prop_map(
             |(carrier, tracking_number)| {
                 OrderEvent::Shipped(OrderShipped {

@@ -7,6 +7,7 @@ use crate::order::{
     MAX_ORDER_TOTAL_MINOR, MAX_TRACKING_NUMBER_LEN, OrderAggregate, OrderCancelled, OrderError,
     OrderEvent, OrderItem, ShipOrder,
 };
+use crate::Personal;
 use crate::testing::AggregateTest;
 use crate::testing::fixtures::*;
 
@@ -162,7 +163,7 @@ fn control_characters_are_refused_in_every_text_field() {
             reason: " \t Lieferung zu spät – 遅延 \n".to_owned(),
         })
         .then_expect(vec![OrderEvent::Cancelled(OrderCancelled {
-            reason: "Lieferung zu spät – 遅延".to_owned(),
+            reason: Personal::Plain("Lieferung zu spät – 遅延".to_owned()),
         })]);
 }
 
@@ -195,7 +196,9 @@ fn cancelling_with_a_reason_of_exactly_the_maximum_length_is_accepted() {
         .when(CancelOrder {
             reason: reason.clone(),
         })
-        .then_expect(vec![OrderEvent::Cancelled(OrderCancelled { reason })]);
+        .then_expect(vec![OrderEvent::Cancelled(OrderCancelled {
+            reason: Personal::Plain(reason),
+        })]);
 }
 
 #[test]
