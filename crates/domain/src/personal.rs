@@ -104,7 +104,11 @@ impl<T> Personal<T> {
 impl<T: Serialize> Personal<T> {
     /// Seals a plain value with `seal` (given the field and the value's JSON bytes); a sealed one
     /// is left alone.
-    pub fn seal_with<E>(&mut self, field: PersonalField, seal: &mut Sealer<'_, E>) -> Result<(), E> {
+    pub fn seal_with<E>(
+        &mut self,
+        field: PersonalField,
+        seal: &mut Sealer<'_, E>,
+    ) -> Result<(), E> {
         if let Self::Plain(value) = self {
             // Personal values are strings and string-keyed structs, which always serialize.
             let json = serde_json::to_vec(value).expect("personal values serialize to JSON");
@@ -131,7 +135,9 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Personal<T> {
         {
             return Ok(Self::Sealed(sealed));
         }
-        serde_json::from_value(value).map(Self::Plain).map_err(D::Error::custom)
+        serde_json::from_value(value)
+            .map(Self::Plain)
+            .map_err(D::Error::custom)
     }
 }
 

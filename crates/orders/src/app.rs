@@ -15,6 +15,7 @@ use crate::cache::{CacheConfig, OrderCache};
 use crate::cli::ServeArgs;
 use crate::commands::{CommandHandler, HandlerConfig};
 use crate::http::{AppState, HttpLimits, router};
+use crate::personal::{KeyRing, KeyTable, MasterKey};
 use crate::projections::Projections;
 use crate::store::Store;
 
@@ -29,6 +30,9 @@ pub struct AppConfig {
     pub jwt_secret: Option<String>,
     /// Longest lifetime of a token the service accepts.
     pub token_max_ttl: Duration,
+    /// Master key wrapping the customers' data keys, base64 (generated into the data directory
+    /// when `None`).
+    pub master_key: Option<String>,
     /// Command handling.
     pub handler: HandlerConfig,
     /// How long idempotency records are kept (zero: forever).
@@ -57,6 +61,10 @@ impl std::fmt::Debug for AppConfig {
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("token_max_ttl", &self.token_max_ttl)
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("handler", &self.handler)
             .field("idempotency_retention", &self.idempotency_retention)
             .field("redis_url", &self.redis_url.as_deref().map(redact_password))
@@ -76,6 +84,7 @@ impl From<ServeArgs> for AppConfig {
             server: args.server,
             jwt_secret: args.jwt_secret,
             token_max_ttl: args.token_max_ttl,
+            master_key: args.master_key,
             handler: HandlerConfig {
                 snapshot_every: args.snapshot_every,
                 state_cache: args.state_cache,
@@ -125,6 +134,9 @@ impl Application {
         let store = Store::open(&config.database).await?;
         let secret =
             load_or_create_secret(config.jwt_secret.as_deref(), &config.database.data_dir)?;
+        let master =
+            MasterKey::load_or_create(config.master_key.as_deref(), &config.database.data_dir)?;
+        let ring = KeyRing::open(KeyTable::for_store(&store), master).await?;
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; set ORDERS_LISTEN or --listen to a free address",
@@ -155,7 +167,7 @@ impl Application {
             None => None,
         };
         let state = AppState {
-            handler: CommandHandler::new(store, config.handler),
+            handler: CommandHandler::new(store, config.handler).with_key_ring(ring),
             keys: JwtKeys::new(&secret).with_max_ttl(config.token_max_ttl),
             shutting_down: Arc::new(AtomicBool::new(false)),
             projections,

@@ -5,6 +5,7 @@
 //! - [`commands`]: load, decide, append with optimistic concurrency (no HTTP here);
 //! - [`http`]: the axum API, problem+json errors, auth extractors, OpenAPI;
 //! - [`auth`]: bearer JWTs and roles;
+//! - [`personal`]: personal data sealed per customer, revealed at the edge, forgotten;
 //! - [`store`]: the backend the configuration selects;
 //! - [`projections`]: read models kept current from the global feed; [`cache`]: Redis cache-aside;
 //! - [`app`]: wiring and the server's lifecycle (start, graceful shutdown);
@@ -35,6 +36,8 @@
 //!     customer_id: Uuid::now_v7(),
 //!     currency: eur.clone(),
 //!     items: vec![OrderItem::new(Uuid::now_v7(), "SKU-001", 2, 1050, eur)?],
+//!     shipping_address: None,
+//!     contact: None,
 //! };
 //! let events = OrderAggregate::default().create(&create)?;
 //!
@@ -64,6 +67,7 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod http;
+pub mod personal;
 pub mod projections;
 pub mod publishing;
 pub mod server;

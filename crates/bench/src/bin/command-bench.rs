@@ -37,13 +37,15 @@ use bench::stats::Latency;
 use chrono::Utc;
 use clap::Parser;
 use domain::{
-    CreateOrder, Currency, DomainEvent, EventMetadata, OrderAggregate, OrderCommand,
-    OrderConfirmed, OrderCreated, OrderEvent, OrderItem, OrderShipped, ShipOrder,
+    AddressInput, Contact, ContactInput, CreateOrder, Currency, DomainEvent, EventMetadata,
+    OrderAggregate, OrderCommand, OrderConfirmed, OrderCreated, OrderEvent, OrderItem,
+    OrderShipped, ShipOrder, ShippingAddress,
 };
 use event_store::EventStore;
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use event_store_sqlite::{SqliteEventStore, SqliteOptions};
 use orders::commands::{CommandContext, CommandError, CommandHandler, HandlerConfig};
+use orders::personal::{KeyRing, KeyTable, MasterKey};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use tokio::sync::Mutex;
@@ -84,6 +86,10 @@ struct Args {
     /// Keep the benchmark database.
     #[arg(long)]
     keep_database: bool,
+    /// Orders are placed by this many customers, at random (0: a new customer per order, so
+    /// that every sealed creation also makes a data key).
+    #[arg(long, default_value_t = 1000)]
+    customers: u64,
 }
 
 /// What one case measured.
@@ -168,21 +174,46 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
         Some((store, Arc::new(Mutex::new(raw))))
     };
 
+    let master = MasterKey::generate();
+    let pg_ring = KeyRing::open(
+        KeyTable::Postgres(with_group.pool().clone()),
+        master.clone(),
+    )
+    .await?;
+    let sqlite_ring = match &sqlite {
+        Some((store, _)) => Some(
+            KeyRing::open(
+                KeyTable::Sqlite {
+                    writer: store.writer().clone(),
+                    reader: store.reader().clone(),
+                },
+                master,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let mut results = Vec::new();
     for &workers in &args.workers {
         let raw = raw_case(&database.url, workers, args).await?;
         print_case(&raw, None);
-        let command = command_case("command", &with_group, workers, args).await?;
+        let command = command_case("command", &with_group, workers, args, None).await?;
         print_case(&command, Some(&raw));
         settle(&with_group).await?;
         results.push(raw.clone());
         results.push(command);
-        let uncached = command_case("command-uncached", &with_group, workers, args).await?;
+        // The same with personal data sealed (the service's only mode): encryption on ÷ off.
+        let sealed =
+            command_case("command-sealed", &with_group, workers, args, Some(&pg_ring)).await?;
+        print_case(&sealed, Some(&raw));
+        settle(&with_group).await?;
+        results.push(sealed);
+        let uncached = command_case("command-uncached", &with_group, workers, args, None).await?;
         print_case(&uncached, Some(&raw));
         settle(&with_group).await?;
         results.push(uncached);
         if !args.no_alone {
-            let command = command_case("command-alone", &alone, workers, args).await?;
+            let command = command_case("command-alone", &alone, workers, args, None).await?;
             print_case(&command, Some(&raw));
             settle(&with_group).await?;
             results.push(command);
@@ -190,10 +221,16 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
         if let Some((store, raw_connection)) = &sqlite {
             let raw = sqlite_raw_case(raw_connection.clone(), workers, args).await?;
             print_case(&raw, None);
-            let command = command_case("sqlite-command", store, workers, args).await?;
+            let command = command_case("sqlite-command", store, workers, args, None).await?;
             print_case(&command, Some(&raw));
             results.push(raw);
             results.push(command);
+            if let Some(ring) = &sqlite_ring {
+                let sealed =
+                    command_case("sqlite-command-sealed", store, workers, args, Some(ring)).await?;
+                print_case(&sealed, Some(&results[results.len() - 2]));
+                results.push(sealed);
+            }
         }
     }
     println!("\n{}", markdown(&results));
@@ -261,9 +298,14 @@ fn markdown(results: &[CaseResult]) -> String {
     out
 }
 
-/// The three commands of one order's run.
-fn commands(items: usize) -> anyhow::Result<(Uuid, [OrderCommand; 3])> {
+/// The three commands of one order's run, by a customer of `customers` (0: a new one).
+fn commands(items: usize, customers: u64) -> anyhow::Result<(Uuid, [OrderCommand; 3])> {
     let order_id = Uuid::now_v7();
+    // A v7 id ends in random bits: they pick the customer.
+    let customer_id = match customers {
+        0 => Uuid::now_v7(),
+        n => Uuid::from_u128(1 + u128::from((order_id.as_u128() as u64) % n)),
+    };
     let eur = Currency::new("EUR")?;
     let lines = (1..=items)
         .map(|i| {
@@ -281,9 +323,14 @@ fn commands(items: usize) -> anyhow::Result<(Uuid, [OrderCommand; 3])> {
         [
             OrderCommand::Create(CreateOrder {
                 order_id,
-                customer_id: Uuid::now_v7(),
+                customer_id,
                 currency: eur,
                 items: lines,
+                shipping_address: Some(address()?),
+                contact: Some(Contact::new(ContactInput {
+                    email: "ada@example.com".into(),
+                    phone: Some("+49 30 1234567".into()),
+                })?),
             }),
             OrderCommand::Confirm(Default::default()),
             OrderCommand::Ship(ShipOrder {
@@ -298,8 +345,20 @@ fn commands(items: usize) -> anyhow::Result<(Uuid, [OrderCommand; 3])> {
 /// One stored row: event type, payload, metadata.
 type Row = (&'static str, Value, Value);
 
+/// A typical address: its fields are what a sealed creation encrypts.
+fn address() -> anyhow::Result<ShippingAddress> {
+    Ok(ShippingAddress::new(AddressInput {
+        recipient_name: "Ada Lovelace".into(),
+        line1: "Unter den Linden 1".into(),
+        line2: Some("3rd floor".into()),
+        postal_code: "10117".into(),
+        city: "Berlin".into(),
+        country: "DE".into(),
+    })?)
+}
+
 fn rows(items: usize) -> anyhow::Result<(Uuid, Vec<Row>)> {
-    let (order_id, [create, _, _]) = commands(items)?;
+    let (order_id, [create, _, _]) = commands(items, 0)?;
     let OrderCommand::Create(create) = create else {
         anyhow::bail!("the first command is a creation");
     };
@@ -315,6 +374,8 @@ fn rows(items: usize) -> anyhow::Result<(Uuid, Vec<Row>)> {
             currency: create.currency.clone(),
             items: create.items.clone(),
             total: domain::Money::new(total, create.currency),
+            shipping_address: create.shipping_address.map(domain::Personal::Plain),
+            contact: create.contact.map(domain::Personal::Plain),
         }),
         OrderEvent::Confirmed(OrderConfirmed {}),
         OrderEvent::Shipped(OrderShipped {
@@ -417,6 +478,7 @@ async fn command_case<S: EventStore + Clone + 'static>(
     store: &S,
     workers: usize,
     args: &Args,
+    ring: Option<&KeyRing>,
 ) -> anyhow::Result<CaseResult> {
     // `…-uncached` cases load every aggregate (no state cache), like a fresh process would.
     let config = if name.ends_with("-uncached") {
@@ -427,16 +489,20 @@ async fn command_case<S: EventStore + Clone + 'static>(
     } else {
         HandlerConfig::default()
     };
-    let handler = CommandHandler::new(store.clone(), config);
+    let mut handler = CommandHandler::new(store.clone(), config);
+    if let Some(ring) = ring {
+        handler = handler.with_key_ring(ring.clone());
+    }
     let deadline = Instant::now() + args.duration;
     let items = args.items;
+    let customers = args.customers;
     let started = Instant::now();
     let tasks = (0..workers).map(|_| {
         let handler = handler.clone();
         tokio::spawn(async move {
             let mut tally = WorkerTally::default();
             while Instant::now() < deadline {
-                one_order(&handler, items, &mut tally).await?;
+                one_order(&handler, items, customers, &mut tally).await?;
             }
             anyhow::Ok(tally)
         })
@@ -448,9 +514,10 @@ async fn command_case<S: EventStore + Clone + 'static>(
 async fn one_order<S: EventStore>(
     handler: &CommandHandler<S>,
     items: usize,
+    customers: u64,
     tally: &mut WorkerTally,
 ) -> anyhow::Result<()> {
-    let (id, commands) = commands(items)?;
+    let (id, commands) = commands(items, customers)?;
     for command in commands {
         let context = CommandContext {
             user_id: Some("bench".into()),
@@ -525,7 +592,7 @@ async fn prefill_comparison(store: &PostgresEventStore, args: &Args) -> anyhow::
         .fetch_one(pool)
         .await?;
     // Uncached: every confirm and ship loads, which is what the store's size could slow down.
-    let before = command_case("command-uncached", store, 1, args).await?;
+    let before = command_case("command-uncached", store, 1, args, None).await?;
     settle(store).await?;
     eprintln!("loading {} events (no ANALYZE) …", args.prefill);
     let load_started = Instant::now();
@@ -568,7 +635,7 @@ async fn prefill_comparison(store: &PostgresEventStore, args: &Args) -> anyhow::
         "loaded in {:.1}s: {events} events, events table last analysed: {analysed:?}",
         load_started.elapsed().as_secs_f64()
     );
-    let after = command_case("command-uncached", store, 1, args).await?;
+    let after = command_case("command-uncached", store, 1, args, None).await?;
     print_case(&before, None);
     print_case(&after, None);
     println!(

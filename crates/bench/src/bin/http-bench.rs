@@ -575,6 +575,8 @@ fn order_rows(items: usize, customer: Uuid) -> anyhow::Result<(Uuid, [(OrderEven
         currency: eur.clone(),
         items: lines,
         total: domain::Money::new(total, eur),
+        shipping_address: None,
+        contact: None,
     });
     let metadata = |user: String| {
         let request = Uuid::now_v7();

@@ -404,6 +404,8 @@ fn order_events(order_id: Uuid, customer_id: Uuid) -> anyhow::Result<[NewEvent; 
             currency: eur.clone(),
             items,
             total: Money::new(total, eur),
+            shipping_address: None,
+            contact: None,
         }),
         OrderEvent::Confirmed(OrderConfirmed {}),
         OrderEvent::Shipped(OrderShipped {

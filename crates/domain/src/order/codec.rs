@@ -89,9 +89,7 @@ impl DomainEvent for OrderEvent {
             CANCELLED => decode.payload(payload).map(Self::Cancelled),
             SHIPPED => decode.payload(payload).map(Self::Shipped),
             DELIVERED => decode.payload(payload).map(Self::Delivered),
-            ADDRESS_CHANGED => decode
-                .payload(payload)
-                .map(Self::ShippingAddressChanged),
+            ADDRESS_CHANGED => decode.payload(payload).map(Self::ShippingAddressChanged),
             _ => Err(unknown()),
         }
     }
@@ -124,13 +122,11 @@ fn upcast_step(event_type: &str, from: u32, payload: Value) -> Value {
     let Value::Object(mut fields) = payload else {
         return payload;
     };
-    match (event_type, from) {
-        // v1 → v2: addresses and contacts came in. An order placed before has neither.
-        (CREATED, 1) => {
-            fields.insert("shipping_address".to_owned(), Value::Null);
-            fields.insert("contact".to_owned(), Value::Null);
-        }
-        _ => {}
+    // v1 → v2 of OrderCreated: addresses and contacts came in. An order placed before has
+    // neither. (Add a step per further version here, as `(type, from)` arms.)
+    if (event_type, from) == (CREATED, 1) {
+        fields.insert("shipping_address".to_owned(), Value::Null);
+        fields.insert("contact".to_owned(), Value::Null);
     }
     Value::Object(fields)
 }

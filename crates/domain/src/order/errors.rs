@@ -112,7 +112,9 @@ pub enum OrderError {
     },
     /// Ship on an order without a shipping address (placed before addresses existed, or
     /// without one). HTTP: 409.
-    #[error("the order has no shipping address; set one with POST /orders/{{id}}/shipping-address, then ship")]
+    #[error(
+        "the order has no shipping address; set one with POST /orders/{{id}}/shipping-address, then ship"
+    )]
     NoShippingAddress,
     /// Any command but create on an order that does not exist. HTTP: 404.
     #[error("order does not exist; create it first")]

@@ -48,7 +48,10 @@ impl PersonalData for OrderEvent {
                     .shipping_address
                     .as_ref()
                     .is_some_and(|a| a.plain().is_some())
-                    || created.contact.as_ref().is_some_and(|c| c.plain().is_some())
+                    || created
+                        .contact
+                        .as_ref()
+                        .is_some_and(|c| c.plain().is_some())
             }
             Self::ShippingAddressChanged(changed) => changed.shipping_address.plain().is_some(),
             Self::Cancelled(cancelled) => cancelled.reason.plain().is_some(),

@@ -111,9 +111,9 @@ impl OrderAggregate {
         &self,
         shipping_address: ShippingAddress,
     ) -> Result<Vec<OrderEvent>, OrderError> {
-        self.decide(&OrderCommand::ChangeShippingAddress(ChangeShippingAddress {
-            shipping_address,
-        }))
+        self.decide(&OrderCommand::ChangeShippingAddress(
+            ChangeShippingAddress { shipping_address },
+        ))
     }
 
     /// Decides [`DeliverOrder`].

@@ -9,6 +9,7 @@ macro_rules! outln {
     }};
 }
 
+mod customers;
 mod doctor;
 mod feed;
 mod kafka;
@@ -69,6 +70,12 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Check the configuration and connectivity to every configured service.
     Doctor(Box<ServeArgs>),
+    /// Personal data of customers: forget one.
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
+    /// The master key: rotate it.
+    #[command(subcommand)]
+    Keys(customers::KeysCommand),
 }
 
 /// `streams` subcommands.
@@ -97,6 +104,10 @@ pub struct ServeArgs {
     /// HS256 secret for bearer tokens (≥ 32 bytes). Unset: generated once into the data directory.
     #[arg(long, env = "ORDERS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Master key (base64 of 32 bytes) wrapping each customer's data key. Unset: generated once
+    /// into the data directory (`master-key`, mode 0600). Back it up apart from the database.
+    #[arg(long, env = "ORDERS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     /// Longest lifetime (from `iat` to `exp`) of a token the service accepts.
     #[arg(long, env = "ORDERS_TOKEN_MAX_TTL", default_value = "30d", value_parser = common::config::parse_duration)]
     pub token_max_ttl: std::time::Duration,
@@ -183,5 +194,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kafka(command) => kafka::run(command).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Doctor(args) => doctor::run(*args).await,
+        Command::Customers(customers::CustomersCommand::Forget(args)) => {
+            customers::forget(args).await
+        }
+        Command::Keys(customers::KeysCommand::RotateMaster(args)) => customers::rotate(args).await,
     }
 }

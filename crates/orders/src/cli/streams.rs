@@ -5,6 +5,7 @@ use common::DatabaseConfig;
 use event_store::{EventStore, RecordedEvent};
 use uuid::Uuid;
 
+use crate::personal::{KeyRing, KeyTable, MasterKey};
 use crate::store::Store;
 
 /// How to print events.
@@ -24,6 +25,10 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Master key (as for `serve`), to show personal fields in plain text; without one they
+    /// print sealed.
+    #[arg(long, env = "ORDERS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     /// Database.
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -34,8 +39,14 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<()> {
     let id = Uuid::parse_str(args.id.trim())
         .map_err(|_| anyhow::anyhow!("{:?} is not a stream id: expected a UUID", args.id))?;
     let store = Store::open_existing(&args.database).await?;
-    let events = store.load_events(id).await?;
+    let mut events = store.load_events(id).await?;
     anyhow::ensure!(!events.is_empty(), "stream {id} has no events");
+    if let Some(master) = MasterKey::load(args.master_key.as_deref(), &args.database.data_dir)? {
+        let ring = KeyRing::new(KeyTable::for_store(&store), master);
+        for event in &mut events {
+            ring.reveal(&mut event.payload).await?;
+        }
+    }
     print_events(&events, args.format, true)
 }
 

@@ -47,6 +47,10 @@ pub enum CommandError<E: std::error::Error + 'static> {
     /// otherwise looked up.
     #[error("idempotency key already used")]
     IdempotencyKeyUsed(Option<Box<IdempotencyRecord>>),
+    /// Personal data could not be sealed: the customer was forgotten (HTTP 409), or the keys
+    /// are unavailable (HTTP 503).
+    #[error(transparent)]
+    PersonalData(crate::personal::PersonalDataError),
     /// Stored events could not be decoded into the aggregate's events. HTTP 500.
     #[error("stored events cannot be read: {0}")]
     Corrupt(String),

@@ -13,6 +13,7 @@ use super::key_locks::KeyLocks;
 use super::load::{Loaded, load};
 use super::state_cache::StateCache;
 use super::{AccessDenied, CommandContext, CommandError};
+use crate::personal::{KeyRing, Sealable};
 
 /// Tuning of command handling.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +64,7 @@ pub struct CommandHandler<S> {
     config: HandlerConfig,
     states: StateCache,
     keys: KeyLocks,
+    personal: Option<KeyRing>,
 }
 
 impl<S: EventStore> CommandHandler<S> {
@@ -73,7 +75,21 @@ impl<S: EventStore> CommandHandler<S> {
             config,
             states: StateCache::new(config.state_cache),
             keys: KeyLocks::new(),
+            personal: None,
         }
+    }
+
+    /// Seals personal data with `ring` before anything is applied or stored (the service
+    /// always does; a handler without a ring stores personal values in plain form, for tests and
+    /// the encryption-off benchmark).
+    pub fn with_key_ring(mut self, ring: KeyRing) -> Self {
+        self.personal = Some(ring);
+        self
+    }
+
+    /// The key ring, when personal data is sealed.
+    pub fn key_ring(&self) -> Option<&KeyRing> {
+        self.personal.as_ref()
     }
 
     /// The store.
@@ -101,7 +117,7 @@ impl<S: EventStore> CommandHandler<S> {
     /// `guard` sees the loaded state first and may refuse (authorisation). `render` turns the new
     /// state and version into the response stored with the idempotency key.
     #[tracing::instrument(level = "info", skip_all, fields(aggregate = A::TYPE, %id, correlation_id = %context.correlation_id))]
-    pub async fn execute<A: Aggregate>(
+    pub async fn execute<A: Sealable>(
         &self,
         id: Uuid,
         command: A::Command,
@@ -162,7 +178,7 @@ impl<S: EventStore> CommandHandler<S> {
                     actual: version,
                 });
             }
-            let events = match state.decide(&command) {
+            let mut events = match state.decide(&command) {
                 Ok(events) if !(from_cache && events.is_empty()) => events,
                 // Never answer "no" or "nothing to do" from memory: check against the store.
                 Ok(_) | Err(_) if from_cache => {
@@ -180,6 +196,12 @@ impl<S: EventStore> CommandHandler<S> {
                     response: None,
                     deduplicated: false,
                 });
+            }
+            // Sealed before it is applied: the state, the response and every store see ciphertext.
+            if let Some(ring) = &self.personal {
+                ring.seal(id, &state, &mut events)
+                    .await
+                    .map_err(CommandError::PersonalData)?;
             }
             let new_events = events
                 .iter()

@@ -2,13 +2,17 @@
 //! wire format changes only when we decide it should.
 
 use chrono::{DateTime, Utc};
-use domain::{Currency, OrderAggregate, OrderError, OrderItem};
+use domain::{
+    AddressInput, Contact, ContactInput, Currency, OrderAggregate, OrderError, OrderItem,
+    ShippingAddress,
+};
 use event_store::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::consistency::ConsistencyToken;
+use crate::personal::stored_json;
 
 /// `POST /orders`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -22,6 +26,74 @@ pub struct CreateOrderRequest {
     pub currency: String,
     /// 1 to 100 lines, each SKU once.
     pub items: Vec<ItemRequest>,
+    /// Where it goes. Optional here (set it later with `POST /orders/{id}/shipping-address`),
+    /// but an order ships only with one. Personal data: stored encrypted.
+    #[serde(default)]
+    pub shipping_address: Option<AddressRequest>,
+    /// How to reach the customer about the order. Personal data: stored encrypted.
+    #[serde(default)]
+    pub contact: Option<ContactRequest>,
+}
+
+/// A shipping address. Every text field is trimmed, 1–100 characters (postal code 1–16) without
+/// control characters.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressRequest {
+    /// Who receives the parcel.
+    #[schema(example = "Ada Lovelace")]
+    pub recipient_name: String,
+    /// Street and number.
+    #[schema(example = "Unter den Linden 1")]
+    pub line1: String,
+    /// Flat, floor, company.
+    #[serde(default)]
+    pub line2: Option<String>,
+    /// Postal code.
+    #[schema(example = "10117")]
+    pub postal_code: String,
+    /// City or town.
+    #[schema(example = "Berlin")]
+    pub city: String,
+    /// ISO 3166-1 alpha-2, in capitals.
+    #[schema(example = "DE")]
+    pub country: String,
+}
+
+impl AddressRequest {
+    /// The checked address.
+    pub fn to_domain(&self) -> Result<ShippingAddress, OrderError> {
+        ShippingAddress::new(AddressInput {
+            recipient_name: self.recipient_name.clone(),
+            line1: self.line1.clone(),
+            line2: self.line2.clone(),
+            postal_code: self.postal_code.clone(),
+            city: self.city.clone(),
+            country: self.country.clone(),
+        })
+    }
+}
+
+/// Contact details.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    /// An email address (at most 254 characters).
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// An international phone number: `+` and 7–15 digits; spaces, dots, dashes and brackets
+    /// are dropped.
+    #[serde(default)]
+    #[schema(example = "+49 30 1234567")]
+    pub phone: Option<String>,
+}
+
+/// `POST /orders/{id}/shipping-address`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeAddressRequest {
+    /// The new address.
+    pub shipping_address: AddressRequest,
 }
 
 /// One order line.
@@ -42,6 +114,26 @@ pub struct ItemRequest {
 }
 
 impl CreateOrderRequest {
+    /// The checked address and contact, when given.
+    pub fn personal(&self) -> Result<(Option<ShippingAddress>, Option<Contact>), OrderError> {
+        let address = self
+            .shipping_address
+            .as_ref()
+            .map(AddressRequest::to_domain)
+            .transpose()?;
+        let contact = self
+            .contact
+            .as_ref()
+            .map(|c| {
+                Contact::new(ContactInput {
+                    email: c.email.clone(),
+                    phone: c.phone.clone(),
+                })
+            })
+            .transpose()?;
+        Ok((address, contact))
+    }
+
     /// The validated lines, in the order's currency.
     pub fn items(&self) -> Result<(Currency, Vec<OrderItem>), OrderError> {
         let currency = Currency::new(&self.currency)?;
@@ -101,15 +193,28 @@ pub struct OrderResponse {
     /// Sum of the lines, in minor units.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
-    /// Why it was cancelled.
+    /// Why it was cancelled; `null` once the customer is forgotten.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancellation_reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub cancellation_reason: Option<serde_json::Value>,
     /// Carrier, once shipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
     /// Tracking number, once shipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracking_number: Option<String>,
+    /// Where it goes, once set; `null` once the customer is forgotten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AddressRequest>)]
+    pub shipping_address: Option<serde_json::Value>,
+    /// The contact, if given; `null` once the customer is forgotten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ContactRequest>)]
+    pub contact: Option<serde_json::Value>,
+    /// `erased` when personal fields of this order were erased (its customer was forgotten):
+    /// they read `null`; amounts, status and history are intact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_data: Option<String>,
     /// Stream version (also the `ETag`): send it back in `If-Match` to pin it.
     pub version: u64,
     /// Global position of the order's last event, once the feed has numbered it (on PostgreSQL
@@ -161,9 +266,13 @@ impl OrderResponse {
                 })
                 .collect(),
             total: order.total().map(|t| t.amount_minor()),
-            cancellation_reason: order.cancellation_reason().map(str::to_owned),
+            // Personal fields as the state holds them (sealed); revealed on the way out.
+            cancellation_reason: order.cancellation_reason().map(stored_json),
             carrier: order.carrier().map(str::to_owned),
             tracking_number: order.tracking_number().map(str::to_owned),
+            shipping_address: order.shipping_address().map(stored_json),
+            contact: order.contact().map(stored_json),
+            personal_data: None,
             version,
             position: None,
             consistency_token: ConsistencyToken {

@@ -38,7 +38,33 @@ impl From<CommandError<OrderError>> for Problem {
                 tracing::error!(%detail, "stored events cannot be decoded");
                 Problem::internal()
             }
+            CommandError::PersonalData(error) => error.into(),
             CommandError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::personal::PersonalDataError> for Problem {
+    fn from(error: crate::personal::PersonalDataError) -> Self {
+        use crate::personal::PersonalDataError;
+        match &error {
+            PersonalDataError::CustomerForgotten { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "customer-forgotten",
+                error.to_string(),
+            ),
+            PersonalDataError::Store(detail) => {
+                tracing::error!(%detail, "the key table cannot be reached");
+                Problem::unavailable()
+            }
+            PersonalDataError::Unavailable(detail) => {
+                tracing::error!(%detail, "personal data is unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "personal-data-unavailable",
+                    "the keys that protect personal data cannot be reached; retry shortly",
+                )
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ mod idempotency;
 mod metrics;
 mod openapi;
 mod orders;
+mod personal;
 mod problem;
 mod projections;
 mod queries;
@@ -81,6 +82,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         )
         .route("/stats", get(queries::stats))
         .route("/customers/{id}/summary", get(queries::customer_summary))
+        .route("/customers/{id}/forget", post(personal::forget))
         .route("/projections", get(projections::list))
         .route("/projections/{name}/parked", get(projections::parked))
         .route(
@@ -97,12 +99,21 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/orders/{id}/cancel", post(orders::cancel_order))
         .route("/orders/{id}/ship", post(orders::ship_order))
         .route("/orders/{id}/deliver", post(orders::deliver_order))
+        .route(
+            "/orders/{id}/shipping-address",
+            post(orders::change_shipping_address),
+        )
         .route("/metrics", get(metrics::metrics))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Innermost: sees every handler's JSON before compression.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            personal::reveal,
+        ))
         .with_state(state);
     // Outermost first: metrics (so that every answer is counted, 408s and refused request ids
     // included) → request id check → request id → trace span → panic guard → timeout →

@@ -19,11 +19,11 @@ use super::problem::Problem;
     paths(
         super::orders::create_order, super::orders::get_order, super::orders::get_order_events,
         super::orders::confirm_order, super::orders::cancel_order, super::orders::ship_order,
-        super::orders::deliver_order, super::health::live, super::health::ready,
+        super::orders::deliver_order, super::orders::change_shipping_address, super::personal::forget, super::health::live, super::health::ready,
         super::queries::list_orders, super::queries::stats, super::queries::customer_summary, super::metrics::metrics,
         super::projections::list, super::projections::parked, super::projections::retry, super::projections::skip,
     ),
-    components(schemas(CreateOrderRequest, ItemRequest, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem,
+    components(schemas(CreateOrderRequest, ItemRequest, super::dto::AddressRequest, super::dto::ContactRequest, super::dto::ChangeAddressRequest, super::personal::ForgetResponse, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem,
         super::queries::OrderPage, super::dto::ListedOrder, super::dto::StatsResponse, super::dto::DailyRevenue, super::dto::CustomerSummaryResponse, super::dto::CurrencySpend,
         super::projections::ProjectionState, super::projections::LeaseHolder, super::projections::ParkedEventResponse)),
     modifiers(&BearerAuth),

@@ -5,7 +5,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{CancelOrder, CreateOrder, OrderAggregate, OrderCommand, ShipOrder};
+use domain::{
+    CancelOrder, ChangeShippingAddress, CreateOrder, OrderAggregate, OrderCommand, ShipOrder,
+};
 use event_store::EventStore;
 use serde_json::json;
 use tracing::Instrument;
@@ -13,8 +15,8 @@ use uuid::Uuid;
 
 use super::consistency::ConsistencyToken;
 use super::dto::{
-    CancelOrderRequest, CreateOrderRequest, EventResponse, EventsPage, EventsQuery, OrderQuery,
-    OrderResponse, ShipOrderRequest,
+    CancelOrderRequest, ChangeAddressRequest, CreateOrderRequest, EventResponse, EventsPage,
+    EventsQuery, OrderQuery, OrderResponse, ShipOrderRequest,
 };
 use super::extract::{ApiQuery, CommandHeaders, JsonBody, OptionalJsonBody, OrderId};
 use super::idempotency;
@@ -66,12 +68,15 @@ pub async fn create_order(
         }
     };
     let (currency, items) = body.value.items()?;
+    let (shipping_address, contact) = body.value.personal()?;
     let order_id = Uuid::now_v7();
     let command = OrderCommand::Create(CreateOrder {
         order_id,
         customer_id,
         currency,
         items,
+        shipping_address,
+        contact,
     });
     let request = CommandRequest {
         principal,
@@ -131,6 +136,29 @@ pub async fn cancel_order(
         headers,
         method: Method::POST,
         path: format!("/orders/{id}/cancel"),
+        raw: body.raw.clone(),
+    };
+    run(&state, request, id, command, StatusCode::OK).await
+}
+
+/// Set or replace the shipping address (the customer, or staff) before the order ships.
+#[utoipa::path(post, path = "/orders/{id}/shipping-address", tag = "orders", request_body = ChangeAddressRequest, params(("id" = Uuid, Path)),
+    responses((status = 200, body = OrderResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn change_shipping_address(
+    State(state): State<AppState>,
+    principal: Principal,
+    OrderId(id): OrderId,
+    headers: CommandHeaders,
+    body: JsonBody<ChangeAddressRequest>,
+) -> Result<Response, Problem> {
+    let shipping_address = body.value.shipping_address.to_domain()?;
+    let command = OrderCommand::ChangeShippingAddress(ChangeShippingAddress { shipping_address });
+    let request = CommandRequest {
+        principal,
+        headers,
+        method: Method::POST,
+        path: format!("/orders/{id}/shipping-address"),
         raw: body.raw.clone(),
     };
     run(&state, request, id, command, StatusCode::OK).await

@@ -148,6 +148,8 @@ pub fn apply(
     let before = row.status.clone();
     match event {
         OrderEvent::Created(_) => {} // a creation returned above
+        // The list shows no address (the order's own view does); only the version moves.
+        OrderEvent::ShippingAddressChanged(_) => {}
         OrderEvent::Confirmed(_) => {
             row.status = OrderStatus::Confirmed.as_str().into();
             row.confirmed_at = Some(at);
@@ -156,7 +158,8 @@ pub fn apply(
         OrderEvent::Cancelled(cancelled) => {
             row.status = OrderStatus::Cancelled.as_str().into();
             row.cancelled_at = Some(at);
-            row.cancellation_reason = Some(cancelled.reason.clone());
+            // As stored: sealed (revealed when a response leaves the service).
+            row.cancellation_reason = Some(crate::personal::stored_text(&cancelled.reason));
             if let Some(confirmed_at) = row.confirmed_at {
                 summary.revenue(
                     confirmed_at.date_naive(),

@@ -61,6 +61,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
             max_http_connections: 1024,
         },
         jwt_secret: Some("test-secret-that-is-long-enough-for-hs256".into()),
+        master_key: None,
         token_max_ttl: orders::auth::DEFAULT_MAX_TOKEN_TTL,
         handler: HandlerConfig {
             snapshot_every: 3,
@@ -246,7 +247,11 @@ pub fn order_body() -> Value {
         "items": [
             { "product_id": Uuid::now_v7(), "sku": "SKU-001", "quantity": 2, "unit_price": 1050 },
             { "product_id": Uuid::now_v7(), "sku": "SKU-002", "quantity": 1, "unit_price": 399 }
-        ]
+        ],
+        "shipping_address": {
+            "recipient_name": "Ada Lovelace", "line1": "Unter den Linden 1", "postal_code": "10117",
+            "city": "Berlin", "country": "DE"
+        }
     })
 }
 

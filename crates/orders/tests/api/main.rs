@@ -17,6 +17,7 @@ mod metrics;
 mod operations;
 mod parity;
 mod parked;
+mod personal_data;
 mod queries;
 mod restart;
 mod round_trips;

@@ -51,6 +51,8 @@ fn create(id: Uuid) -> OrderCommand {
         customer_id: Uuid::now_v7(),
         currency: eur.clone(),
         items: vec![OrderItem::new(Uuid::now_v7(), "SKU-1", 1, 100, eur).unwrap()],
+        shipping_address: Some(domain::testing::fixtures::address()),
+        contact: None,
     })
 }
 

@@ -80,6 +80,8 @@ impl Fixture {
             customer_id: Uuid::now_v7(),
             currency: eur.clone(),
             items: vec![OrderItem::new(Uuid::now_v7(), "SKU-1", 2, 250, eur).unwrap()],
+            shipping_address: Some(domain::testing::fixtures::address()),
+            contact: None,
         });
         assert_eq!(self.run(id, create).await, 1);
         assert_eq!(

@@ -1,10 +1,10 @@
 //! Every lifecycle transition, allowed and rejected.
 
+use crate::Personal;
 use crate::order::{
     CancelOrder, ConfirmOrder, DeliverOrder, OrderAggregate, OrderCancelled, OrderCommand,
     OrderError, OrderEvent, OrderShipped, OrderStatus, ShipOrder,
 };
-use crate::Personal;
 use crate::testing::AggregateTest;
 use crate::testing::fixtures::*;
 

@@ -42,12 +42,16 @@ fn an_address_is_trimmed_and_an_empty_second_line_dropped() {
     assert_eq!(address.postal_code(), "10117");
     assert_eq!(address.city(), "Berlin");
     assert_eq!(address.country(), "DE");
-    assert_eq!(crate::testing::fixtures::address().line2(), Some("3rd floor"));
+    assert_eq!(
+        crate::testing::fixtures::address().line2(),
+        Some("3rd floor")
+    );
 }
 
 #[test]
 fn every_address_field_is_checked_and_named() {
-    let cases: [(&str, fn(&mut AddressInput)); 7] = [
+    type Spoil = fn(&mut AddressInput);
+    let cases: [(&str, Spoil); 7] = [
         ("recipient_name", |a| a.recipient_name = " ".into()),
         ("line1", |a| a.line1 = "a\u{0}b".into()),
         ("line2", |a| a.line2 = Some("x\ny".into())),
@@ -198,7 +202,10 @@ fn an_order_ships_only_with_an_address() {
             command: "ship",
             status: OrderStatus::Created,
         });
-    assert_eq!(OrderError::NoShippingAddress.code(), "shipping-address-required");
+    assert_eq!(
+        OrderError::NoShippingAddress.code(),
+        "shipping-address-required"
+    );
     assert_eq!(
         OrderError::NoShippingAddress.kind(),
         crate::ErrorKind::StateConflict
@@ -234,7 +241,11 @@ fn sealing_replaces_every_personal_value_and_nothing_else() {
     else {
         panic!("{created:?}")
     };
-    assert!(address.as_str().starts_with("enc:shipping_address:{\"recipient_name\":\"Ada"));
+    assert!(
+        address
+            .as_str()
+            .starts_with("enc:shipping_address:{\"recipient_name\":\"Ada")
+    );
     assert!(contact.as_str().contains("ada@example.com"));
     assert_eq!(total.amount_minor(), 2_699);
     // Sealing twice changes nothing.
@@ -283,7 +294,10 @@ fn a_sealed_value_round_trips_as_its_string_and_plain_values_as_their_json() {
     let sealed: Personal<String> = Personal::Sealed(Sealed::new("enc:v1:x".into()).unwrap());
     let json = serde_json::to_value(&sealed).unwrap();
     assert_eq!(json, json!("enc:v1:x"));
-    assert_eq!(serde_json::from_value::<Personal<String>>(json).unwrap(), sealed);
+    assert_eq!(
+        serde_json::from_value::<Personal<String>>(json).unwrap(),
+        sealed
+    );
     assert_eq!(sealed.plain(), None);
     assert_eq!(sealed.sealed().map(Sealed::as_str), Some("enc:v1:x"));
     let plain: Personal<String> = serde_json::from_value(json!("out of stock")).unwrap();
@@ -291,7 +305,10 @@ fn a_sealed_value_round_trips_as_its_string_and_plain_values_as_their_json() {
     assert_eq!(plain.sealed(), None);
     let address: Personal<ShippingAddress> =
         serde_json::from_value(serde_json::to_value(address()).unwrap()).unwrap();
-    assert_eq!(address, Personal::Plain(crate::testing::fixtures::address()));
+    assert_eq!(
+        address,
+        Personal::Plain(crate::testing::fixtures::address())
+    );
     assert!(serde_json::from_value::<Personal<ShippingAddress>>(json!("plain text")).is_err());
     assert!(Sealed::new("no prefix".into()).is_none());
     assert!(Sealed::try_from("no prefix".to_owned()).is_err());

@@ -2,12 +2,12 @@
 
 use uuid::Uuid;
 
+use crate::Personal;
 use crate::order::{
     CancelOrder, CreateOrder, MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_ITEMS,
     MAX_ORDER_TOTAL_MINOR, MAX_TRACKING_NUMBER_LEN, OrderAggregate, OrderCancelled, OrderError,
     OrderEvent, OrderItem, ShipOrder,
 };
-use crate::Personal;
 use crate::testing::AggregateTest;
 use crate::testing::fixtures::*;
 

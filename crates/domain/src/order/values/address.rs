@@ -17,7 +17,7 @@ pub struct AddressInput {
     /// Street and number.
     pub line1: String,
     /// Flat, floor, company (optional).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
     /// Postal code, as the country writes it.
     pub postal_code: String,

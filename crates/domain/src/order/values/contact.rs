@@ -15,7 +15,7 @@ pub struct ContactInput {
     /// An email address.
     pub email: String,
     /// A phone number in international form (optional).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
 }
 
@@ -29,10 +29,8 @@ pub struct Contact(ContactInput);
 impl Contact {
     /// Checks `input`; the field at fault is named in the error.
     pub fn new(input: ContactInput) -> Result<Self, OrderError> {
-        let invalid = |field: &'static str, problem: String| OrderError::InvalidContact {
-            field,
-            problem,
-        };
+        let invalid =
+            |field: &'static str, problem: String| OrderError::InvalidContact { field, problem };
         let email = checked_text(&input.email, MAX_EMAIL_LEN)
             .map_err(|problem| invalid("email", problem.describe(MAX_EMAIL_LEN)))?;
         if email_address::EmailAddress::from_str(email).is_err() {

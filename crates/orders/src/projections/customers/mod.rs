@@ -145,7 +145,7 @@ pub fn apply(
     let mut next = line.clone();
     let change = changes.entry(line.customer_id).or_default();
     match event {
-        OrderEvent::Created(_) => {} // answered above
+        OrderEvent::Created(_) | OrderEvent::ShippingAddressChanged(_) => {} // nothing to count
         OrderEvent::Confirmed(_) => {
             next.status = OrderStatus::Confirmed.as_str().into();
             next.spent = true;

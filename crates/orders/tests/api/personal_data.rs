@@ -1,0 +1,410 @@
+//! Personal data end to end: sealed in every store, shown to its owners, erased when the
+//! customer is forgotten, with orders, amounts and history intact.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::{Backend, TestApp, assert_problem, spawn_app};
+use crate::on_both_backends;
+
+/// Unique marker strings, one per personal field (the phone's is digits only).
+struct Markers {
+    name: String,
+    line1: String,
+    line2: String,
+    postal_code: String,
+    city: String,
+    email: String,
+    phone: String,
+    new_line1: String,
+    reason: String,
+}
+
+impl Markers {
+    fn new() -> Self {
+        let tag = Uuid::new_v4().simple().to_string()[..10].to_uppercase();
+        let digits: String = Uuid::new_v4().as_u128().to_string()[..9].to_owned();
+        Self {
+            name: format!("NAME{tag}"),
+            line1: format!("LINEONE{tag}"),
+            line2: format!("LINETWO{tag}"),
+            postal_code: format!("PC{tag}"),
+            city: format!("CITY{tag}"),
+            email: format!("mail{}@example.com", tag.to_lowercase()),
+            phone: format!("+49{digits}"),
+            new_line1: format!("MOVED{tag}"),
+            reason: format!("REASON{tag}"),
+        }
+    }
+
+    fn all(&self) -> [&str; 9] {
+        [
+            &self.name,
+            &self.line1,
+            &self.line2,
+            &self.postal_code,
+            &self.city,
+            &self.email,
+            &self.phone,
+            &self.new_line1,
+            &self.reason,
+        ]
+    }
+
+    fn address(&self, line1: &str) -> Value {
+        json!({
+            "recipient_name": self.name, "line1": line1, "line2": self.line2,
+            "postal_code": self.postal_code, "city": self.city, "country": "DE"
+        })
+    }
+
+    /// Fails if `haystack` (bytes of a dump, a file, a response) holds any marker.
+    fn assert_none_in(&self, haystack: &[u8], what: &str) {
+        for marker in self.all() {
+            assert!(
+                memchr::memmem::find(haystack, marker.as_bytes()).is_none(),
+                "{what} contains the personal value {marker}"
+            );
+        }
+    }
+}
+
+async fn json_of(response: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    response.json().await.unwrap()
+}
+
+/// Everything the service stores, as bytes: a `pg_dump` of its database, or every file of its
+/// SQLite data directory (database, WAL), plus every cache entry of this test's prefix.
+async fn stored_bytes(app: &TestApp) -> Vec<u8> {
+    let mut bytes = match &app.database_url {
+        Some(url) => {
+            let dump = std::process::Command::new("pg_dump")
+                .arg("--data-only")
+                .arg(url)
+                .output()
+                .expect("pg_dump runs (Debian package postgresql-client)");
+            assert!(
+                dump.status.success(),
+                "{}",
+                String::from_utf8_lossy(&dump.stderr)
+            );
+            assert!(dump.stdout.len() > 1000, "the dump holds the data");
+            dump.stdout
+        }
+        None => {
+            let mut all = Vec::new();
+            for entry in std::fs::read_dir(&app.config.database.data_dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_file() {
+                    all.extend(std::fs::read(&path).unwrap());
+                }
+            }
+            all
+        }
+    };
+    let client = redis::Client::open(test_support::redis::url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}*", app.config.cache.prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "orders were cached");
+    for key in keys {
+        let value: Vec<u8> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap_or_default();
+        bytes.extend(value);
+    }
+    bytes
+}
+
+async fn personal_data_is_sealed_at_rest_shown_to_its_owners_and_erased_once_forgotten(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let m = Markers::new();
+    let customer = Uuid::now_v7();
+    let staff = app.staff();
+    let mut body = crate::harness::order_body();
+    body["shipping_address"] = m.address(&m.line1);
+    body["contact"] = json!({ "email": m.email, "phone": m.phone });
+
+    // Order A: created with an address and a contact, moved, then cancelled with a reason.
+    let created = json_of(
+        app.post("/orders", &app.customer(customer), Some(body.clone()))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let a = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["shipping_address"]["recipient_name"],
+        m.name.as_str()
+    );
+    assert_eq!(created["contact"]["email"], m.email.as_str());
+    assert_eq!(created["contact"]["phone"], m.phone.as_str());
+    let change = json!({ "shipping_address": m.address(&m.new_line1) });
+    let moved = json_of(
+        app.post(
+            &format!("/orders/{a}/shipping-address"),
+            &app.customer(customer),
+            Some(change.clone()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(moved["shipping_address"]["line1"], m.new_line1.as_str());
+    let cancelled = json_of(
+        app.post(
+            &format!("/orders/{a}/cancel"),
+            &app.customer(customer),
+            Some(json!({ "reason": m.reason })),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cancelled["cancellation_reason"], m.reason.as_str());
+    // Order B: created and confirmed, for the commands after the forgetting.
+    let b = json_of(
+        app.post("/orders", &app.customer(customer), Some(body.clone()))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json_of(
+        app.post(&format!("/orders/{b}/confirm"), &staff, None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // The customer and staff see it all, on the order and in its events.
+    for token in [app.customer(customer), staff.clone()] {
+        let order = app.query(&format!("/orders/{a}"), &token).await;
+        assert_eq!(order["shipping_address"]["line1"], m.new_line1.as_str());
+        assert_eq!(
+            order["shipping_address"]["postal_code"],
+            m.postal_code.as_str()
+        );
+        assert_eq!(order["contact"]["email"], m.email.as_str());
+        assert_eq!(order["cancellation_reason"], m.reason.as_str());
+        assert!(order.get("personal_data").is_none());
+        let events = app
+            .query(&format!("/orders/{a}/events"), &token)
+            .await
+            .to_string();
+        for marker in [&m.name, &m.line1, &m.new_line1, &m.reason] {
+            assert!(events.contains(marker.as_str()), "events show {marker}");
+        }
+    }
+    // Another customer sees nothing of it.
+    assert_eq!(
+        app.get(&format!("/orders/{a}"), &app.customer(Uuid::now_v7()))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // The list (read model) shows the reason once it has caught up.
+    let listed = app
+        .query(
+            &format!(
+                "/orders?customer_id={customer}&consistent_with={}",
+                cancelled["consistency_token"].as_str().unwrap()
+            ),
+            &staff,
+        )
+        .await;
+    assert!(listed.to_string().contains(m.reason.as_str()), "{listed}");
+
+    // At rest: no marker in the database (events, snapshots, read models, idempotency
+    // records, keys) or the cache.
+    app.get(&format!("/orders/{b}"), &staff).await; // cached
+    m.assert_none_in(&stored_bytes(&app).await, "the stores");
+
+    // Forgetting: staff only, idempotent.
+    let path = format!("/customers/{customer}/forget");
+    assert_problem(
+        app.post(&path, &app.customer(customer), None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let first = json_of(app.post(&path, &staff, None).await, StatusCode::OK).await;
+    assert_eq!(first["customer_id"], customer.to_string());
+    assert_eq!(first["forgotten_by"], "ops");
+    let again = json_of(app.post(&path, &staff, None).await, StatusCode::OK).await;
+    assert_eq!(again["forgotten_at"], first["forgotten_at"]);
+
+    // Every view: fields null and marked, amounts, status and history intact.
+    let order = app.query(&format!("/orders/{a}"), &staff).await;
+    assert_eq!(order["shipping_address"], Value::Null);
+    assert_eq!(order["contact"], Value::Null);
+    assert_eq!(order["cancellation_reason"], Value::Null);
+    assert_eq!(order["personal_data"], "erased");
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["total"], created["total"]);
+    assert_eq!(order["version"], 3);
+    let events = app.query(&format!("/orders/{a}/events"), &staff).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 3);
+    let mut seen = order.to_string();
+    seen.push_str(&events.to_string());
+    seen.push_str(
+        &app.query(&format!("/orders?customer_id={customer}"), &staff)
+            .await
+            .to_string(),
+    );
+    seen.push_str(
+        &app.query(&format!("/customers/{customer}/summary"), &staff)
+            .await
+            .to_string(),
+    );
+    seen.push_str(
+        &app.query(&format!("/orders/{b}"), &app.customer(customer))
+            .await
+            .to_string(),
+    );
+    m.assert_none_in(seen.as_bytes(), "a response after the forgetting");
+    // New personal data is refused with a clear problem, and nothing is written.
+    let refused = assert_problem(
+        app.post(
+            &format!("/orders/{b}/shipping-address"),
+            &staff,
+            Some(change),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "customer-forgotten",
+    )
+    .await;
+    assert!(refused["detail"].as_str().unwrap().contains("forgotten"));
+    assert_problem(
+        app.post("/orders", &app.customer(customer), Some(body))
+            .await,
+        StatusCode::CONFLICT,
+        "customer-forgotten",
+    )
+    .await;
+    assert_eq!(app.event_types(b.parse().unwrap()).await.len(), 2);
+    // A command still works on a forgotten customer's order; its free text is not kept.
+    let cancelled_b = json_of(
+        app.post(
+            &format!("/orders/{b}/cancel"),
+            &staff,
+            Some(json!({ "reason": m.reason })),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cancelled_b["status"], "cancelled");
+    assert_eq!(cancelled_b["cancellation_reason"], Value::Null);
+    assert_eq!(cancelled_b["personal_data"], "erased");
+    assert_eq!(app.event_types(b.parse().unwrap()).await.len(), 3);
+    m.assert_none_in(&stored_bytes(&app).await, "the stores after the forgetting");
+
+    // The store is consistent: every stream replays, snapshots and read models agree.
+    let store = orders::store::Store::open(&app.config.database)
+        .await
+        .unwrap();
+    let report = orders::cli::verify::verify(&store).await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(
+        report.streams >= 3,
+        "two orders and the forgetting: {report:?}"
+    );
+}
+
+async fn an_order_ships_only_once_it_has_an_address(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let staff = app.staff();
+    let mut body = crate::harness::order_body();
+    body.as_object_mut().unwrap().remove("shipping_address");
+    body["customer_id"] = json!(Uuid::now_v7());
+    let created = json_of(
+        app.post("/orders", &staff, Some(body)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(created.get("shipping_address").is_none());
+    let id = created["id"].as_str().unwrap();
+    json_of(
+        app.post(&format!("/orders/{id}/confirm"), &staff, None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_problem(
+        app.post(&format!("/orders/{id}/ship"), &staff, None).await,
+        StatusCode::CONFLICT,
+        "shipping-address-required",
+    )
+    .await;
+    let bad = json!({ "shipping_address": { "recipient_name": "A", "line1": "B", "postal_code": "1", "city": "C", "country": "XX" } });
+    let problem = assert_problem(
+        app.post(&format!("/orders/{id}/shipping-address"), &staff, Some(bad))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-shipping-address",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("shipping_address.country"),
+        "{problem}"
+    );
+    let good = json!({ "shipping_address": { "recipient_name": "A", "line1": "B", "postal_code": "1", "city": "C", "country": "FR" } });
+    json_of(
+        app.post(
+            &format!("/orders/{id}/shipping-address"),
+            &staff,
+            Some(good),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let shipped = json_of(
+        app.post(&format!("/orders/{id}/ship"), &staff, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shipped["status"], "shipped");
+    assert_eq!(shipped["shipping_address"]["country"], "FR");
+    let late = json!({ "shipping_address": { "recipient_name": "A", "line1": "B", "postal_code": "1", "city": "C", "country": "DE" } });
+    assert_problem(
+        app.post(
+            &format!("/orders/{id}/shipping-address"),
+            &staff,
+            Some(late),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "invalid-transition",
+    )
+    .await;
+    let contact = json!({ "currency": "EUR", "customer_id": Uuid::now_v7(), "items": [{ "product_id": Uuid::now_v7(), "sku": "S", "quantity": 1, "unit_price": 1 }], "contact": { "email": "not an email" } });
+    assert_problem(
+        app.post("/orders", &staff, Some(contact)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-contact",
+    )
+    .await;
+}
+
+on_both_backends!(
+    personal_data_is_sealed_at_rest_shown_to_its_owners_and_erased_once_forgotten,
+    an_order_ships_only_once_it_has_an_address,
+);
