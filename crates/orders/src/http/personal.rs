@@ -71,7 +71,7 @@ pub struct ForgetResponse {
 /// shows their addresses, contacts and cancellation reasons as `null` with
 /// `"personal_data": "erased"`; orders, amounts and history stay. Forgetting twice is harmless.
 #[utoipa::path(post, path = "/customers/{id}/forget", tag = "customers", params(("id" = Uuid, Path)),
-    responses((status = 200, body = ForgetResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = ForgetResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn forget(
     State(state): State<AppState>,
