@@ -137,6 +137,16 @@ fn a_contact_needs_an_email_address_and_takes_an_international_phone_number() {
         assert_eq!(contact_error("a@b.co", Some(phone)).0, "phone", "{phone}");
     }
     assert!(MAX_PHONE_LEN < "+1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9".len());
+    // The written length is bounded too, separators included: 32 characters pass, 33 do not.
+    let longest = format!("+49{}301234567", " ".repeat(MAX_PHONE_LEN - 12));
+    assert_eq!(longest.chars().count(), MAX_PHONE_LEN);
+    let ok = Contact::new(ContactInput {
+        email: "a@b.co".into(),
+        phone: Some(longest.clone()),
+    });
+    assert_eq!(ok.unwrap().phone(), Some("+49301234567"));
+    let too_long = longest.replacen(' ', "  ", 1);
+    assert_eq!(contact_error("a@b.co", Some(&too_long)).0, "phone");
 }
 
 #[test]
