@@ -61,7 +61,9 @@ pub async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     let master = MasterKey::load(args.master_key.as_deref(), &args.database.data_dir)?
         .ok_or_else(|| anyhow::anyhow!("no master key: set ORDERS_MASTER_KEY as for `serve`, or run from the service's data directory"))?;
     let ring = KeyRing::open(KeyTable::for_store(&store), master).await?;
-    let record = forget_customer(&ring, &store, id, "cli").await?;
+    let metadata =
+        domain::EventMetadata::new(uuid::Uuid::now_v7(), chrono::Utc::now()).with_user("cli");
+    let record = forget_customer(&ring, &store, id, metadata).await?;
     outln!(
         "customer {id} forgotten at {} by {}",
         record.forgotten_at.to_rfc3339(),

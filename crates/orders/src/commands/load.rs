@@ -52,6 +52,9 @@ pub(crate) async fn load<A: Aggregate, S: EventStore>(
     };
     let mut stream = store.load_stream(request.clone()).await?;
     let mut loaded = Loaded::empty();
+    if of_another_type::<A>(&stream.events) {
+        return Ok((loaded, stream.idempotency));
+    }
     if let Some(snapshot) = stream.snapshot.take() {
         match serde_json::from_value::<A>(snapshot.state) {
             Ok(state) => {
@@ -80,6 +83,12 @@ pub(crate) async fn load<A: Aggregate, S: EventStore>(
     Ok((loaded, stream.idempotency))
 }
 
+/// A stream of another aggregate type (a customer's `CustomerForgotten` record, say) is not an
+/// `A`: it loads as absent, so that it reads as "not found", never as undecodable.
+fn of_another_type<A: Aggregate>(events: &[event_store::RecordedEvent]) -> bool {
+    events.first().is_some_and(|e| e.aggregate_type != A::TYPE)
+}
+
 /// Which past state of a stream to rebuild ([`load_as_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsOf {
@@ -99,6 +108,9 @@ pub(crate) async fn load_as_of<A: Aggregate, S: EventStore>(
 ) -> Result<Loaded<A>, CommandError<A::Error>> {
     let events = store.load_events(id).await?;
     let mut loaded = Loaded::<A>::empty();
+    if of_another_type::<A>(&events) {
+        return Ok(loaded);
+    }
     for recorded in events.iter().take_while(|e| match as_of {
         AsOf::Version(version) => e.version <= version,
         AsOf::Time(at) => e.recorded_at <= at,

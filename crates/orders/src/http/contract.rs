@@ -48,7 +48,7 @@ const PROBLEMS: [(u16, &str); 13] = [
 /// The problem statuses of an operation.
 fn problems(method: &str, path: &str) -> &'static [u16] {
     match (method, path) {
-        ("post", "/orders") => &[400, 401, 403, 408, 412, 413, 415, 422, 500, 503],
+        ("post", "/orders") => &[400, 401, 403, 408, 409, 412, 413, 415, 422, 500, 503],
         ("post", _) => &[400, 401, 403, 404, 408, 409, 412, 413, 415, 422, 500, 503],
         ("get", "/orders/{id}" | "/orders/{id}/events") => &[400, 401, 404, 408, 500, 503],
         ("get", "/orders" | "/stats") => &[400, 401, 403, 408, 422, 429, 500, 503],

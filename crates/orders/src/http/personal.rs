@@ -10,9 +10,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::extract::CommandHeaders;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
 use crate::personal::forget_customer;
+use domain::EventMetadata;
 
 /// Largest response body the reveal layer reads (lists are paged far below this).
 const MAX_REVEALED_BODY: usize = 16 * 1024 * 1024;
@@ -77,6 +79,9 @@ pub async fn forget(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
+    // Checked like every command's; the correlation and request ids go on the record. Forgetting
+    // is idempotent by itself, so `Idempotency-Key` and `If-Match` change nothing.
+    headers: CommandHeaders,
 ) -> Result<Json<ForgetResponse>, Problem> {
     if principal.role != Role::Staff {
         return Err(Problem::forbidden("only staff may forget a customer"));
@@ -91,8 +96,15 @@ pub async fn forget(
     let Some(ring) = state.handler.key_ring() else {
         return Err(Problem::unavailable());
     };
-    let record =
-        forget_customer(ring, state.handler.store(), customer_id, &principal.subject).await?;
+    let mut metadata = EventMetadata::new(headers.correlation_id, chrono::Utc::now())
+        .with_user(principal.subject.clone());
+    if let Some(request_id) = headers.request_id {
+        metadata = metadata.with_causation(request_id);
+    }
+    if let Some(traceparent) = headers.traceparent {
+        metadata = metadata.with_traceparent(traceparent);
+    }
+    let record = forget_customer(ring, state.handler.store(), customer_id, metadata).await?;
     // Cached responses hold ciphertext only, which now reveals as erased: nothing to purge.
     tracing::info!(%customer_id, "customer forgotten");
     Ok(Json(ForgetResponse {

@@ -246,6 +246,28 @@ async fn personal_data_is_sealed_at_rest_shown_to_its_owners_and_erased_once_for
     let again = json_of(app.post(&path, &staff, None).await, StatusCode::OK).await;
     assert_eq!(again["forgotten_at"], first["forgotten_at"]);
 
+    // The record of the forgetting is a stream of its own, never read as an order.
+    let record = orders::personal::forget::stream_id(customer);
+    for path in [
+        format!("/orders/{record}"),
+        format!("/orders/{record}/events"),
+        format!("/orders/{customer}"),
+    ] {
+        assert_problem(
+            app.get(&path, &staff).await,
+            StatusCode::NOT_FOUND,
+            "order-not-found",
+        )
+        .await;
+    }
+    assert_problem(
+        app.post(&format!("/orders/{record}/confirm"), &staff, None)
+            .await,
+        StatusCode::NOT_FOUND,
+        "order-not-found",
+    )
+    .await;
+
     // Every view: fields null and marked, amounts, status and history intact.
     let order = app.query(&format!("/orders/{a}"), &staff).await;
     assert_eq!(order["shipping_address"], Value::Null);
