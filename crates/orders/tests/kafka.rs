@@ -320,3 +320,92 @@ async fn sqlite_service_killed_mid_publish_and_restarted_loses_nothing() {
         checker.duplicates()
     );
 }
+
+/// Personal data on the topic: an order with an address, a contact and a cancellation reason,
+/// then its customer forgotten. No published message holds any of those values readably (they
+/// arrive sealed), and the forgetting itself is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_messages_carry_no_readable_personal_data_and_the_forgetting() {
+    let broker = Tansu::start();
+    broker.create_topic(TOPIC);
+    let brokers = broker.bootstrap();
+    let app = spawn_app_with(Backend::Postgres, |config| {
+        config.kafka = KafkaConfig::new(brokers.clone()).with_topic(TOPIC);
+    })
+    .await;
+    let tag = Uuid::new_v4().simple().to_string()[..12].to_uppercase();
+    let markers = [
+        format!("NAME{tag}"),
+        format!("STREET{tag}"),
+        format!("mail{}@example.com", tag.to_lowercase()),
+        format!("REASON{tag}"),
+    ];
+    let customer = Uuid::now_v7();
+    let mut body = harness::order_body();
+    body["shipping_address"] = serde_json::json!({
+        "recipient_name": markers[0], "line1": markers[1], "postal_code": "10117",
+        "city": "Berlin", "country": "DE"
+    });
+    body["contact"] = serde_json::json!({ "email": markers[2] });
+    let created = app
+        .post("/orders", &app.customer(customer), Some(body))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reason = serde_json::json!({ "reason": markers[3] });
+    let cancelled = app
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &app.customer(customer),
+            Some(reason),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let forgotten = app
+        .post(&format!("/customers/{customer}/forget"), &app.staff(), None)
+        .await;
+    assert_eq!(forgotten.status(), StatusCode::OK);
+
+    let consumer = EventConsumer::connect(&ConsumerOptions {
+        brokers: brokers.clone(),
+        topic: TOPIC.to_owned(),
+        group: format!("test-{}", Uuid::now_v7()),
+        properties: Default::default(),
+    })
+    .unwrap();
+    let mut types = Vec::new();
+    while types.len() < 3 {
+        let message = consumer
+            .next(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("only {types:?} arrived; broker log:\n{}", broker.log()));
+        let event = message.event.unwrap();
+        let text = serde_json::to_string(&event).unwrap();
+        for marker in &markers {
+            assert!(!text.contains(marker.as_str()), "{text} holds {marker}");
+        }
+        if event.event_type == "OrderCreated" {
+            assert_eq!(event.event_schema_version, 2);
+            let sealed = event.data["shipping_address"].as_str().unwrap();
+            assert!(sealed.starts_with("enc:v1:"), "{sealed}");
+        }
+        if event.event_type == "CustomerForgotten" {
+            assert_eq!(event.aggregate_type, "Customer");
+            assert_eq!(event.data["customer_id"], customer.to_string());
+            assert_eq!(event.data["forgotten_by"], "ops");
+        }
+        types.push(event.event_type);
+    }
+    assert!(types.iter().any(|t| t == "CustomerForgotten"), "{types:?}");
+    // The order's own events in their order; the forgetting (another key) may interleave.
+    types.retain(|t| t != "CustomerForgotten");
+    assert_eq!(
+        types,
+        ["OrderCreated", "OrderCancelled"],
+        "and one CustomerForgotten"
+    );
+}
