@@ -7,6 +7,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "process-test-secret-0123456789abcdef-xyz";
+/// A master key (base64 of 32 bytes) that must never appear in a log line.
+const MASTER_KEY: &str = "cHJvY2Vzcy10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
 
 #[tokio::test]
 async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
@@ -24,6 +26,7 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         ])
         .arg(dir.path())
         .env("ORDERS_JWT_SECRET", SECRET)
+        .env("ORDERS_MASTER_KEY", MASTER_KEY)
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .stdout(Stdio::piped())
@@ -53,8 +56,19 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let body = serde_json::json!({"customer_id": uuid::Uuid::now_v7(), "currency": "EUR",
-        "items": [{"product_id": uuid::Uuid::now_v7(), "sku": "A-1", "quantity": 1, "unit_price": 100}]});
+    // Personal values, to be found in no log line, before or after the customer is forgotten.
+    let customer = uuid::Uuid::now_v7();
+    let personal = [
+        "NAMEMARKER7Q",
+        "STREETMARKER7Q",
+        "marker7q@example.com",
+        "REASONMARKER7Q",
+    ];
+    let body = serde_json::json!({"customer_id": customer, "currency": "EUR",
+        "items": [{"product_id": uuid::Uuid::now_v7(), "sku": "A-1", "quantity": 1, "unit_price": 100}],
+        "shipping_address": {"recipient_name": personal[0], "line1": personal[1],
+            "postal_code": "10117", "city": "Berlin", "country": "DE"},
+        "contact": {"email": personal[2]}});
     let created = client
         .post(format!("http://{addr}/orders"))
         .bearer_auth(&token)
@@ -63,6 +77,35 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cancelled = client
+        .post(format!("http://{addr}/orders/{id}/cancel"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"reason": personal[3]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let shown = client
+        .get(format!("http://{addr}/orders/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains(personal[3]), "{shown}");
+    let forgotten = client
+        .post(format!("http://{addr}/customers/{customer}/forget"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forgotten.status(), 200);
     let bad = client
         .get(format!("http://{addr}/orders/x"))
         .bearer_auth("not-a-real-token.abc.def")
@@ -100,9 +143,19 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         "expected command logs:\n{logs}"
     );
     assert!(logs.contains("shutting down"));
-    for secret in [SECRET, token.as_str(), "not-a-real-token"] {
+    for secret in [SECRET, MASTER_KEY, token.as_str(), "not-a-real-token"] {
         assert!(!logs.contains(secret), "a secret or token was logged");
     }
+    for value in personal {
+        assert!(
+            !logs.contains(value),
+            "the personal value {value} was logged"
+        );
+    }
+    assert!(
+        logs.contains("customer forgotten"),
+        "the forgetting is logged (by id)"
+    );
     for line in logs.lines() {
         assert!(
             serde_json::from_str::<serde_json::Value>(line).is_ok(),
