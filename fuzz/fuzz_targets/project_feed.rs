@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, TimeDelta};
 use domain::{
-    Aggregate, CancelOrder, ConfirmOrder, CreateOrder, DeliverOrder, OrderAggregate, OrderCommand,
+    Aggregate, CancelOrder, ChangeShippingAddress, ConfirmOrder, CreateOrder, DeliverOrder,
+    OrderAggregate, OrderCommand,
     OrderEvent, OrderStatus, ShipOrder,
 };
 use event_store::RecordedEvent;
@@ -144,7 +145,7 @@ fn lawful_state(id: Uuid, events: &[&RecordedEvent]) -> Option<OrderAggregate> {
         if matches!(&event, OrderEvent::Created(created) if created.order_id != id) {
             return None;
         }
-        if order.decide(&command_of(&event)).ok()? != [event.clone()] {
+        if order.decide(&command_of(&event)?).ok()? != [event.clone()] {
             return None;
         }
         order.evolve(&event);
@@ -152,24 +153,40 @@ fn lawful_state(id: Uuid, events: &[&RecordedEvent]) -> Option<OrderAggregate> {
     Some(order)
 }
 
-/// The command whose acceptance `event` records.
-fn command_of(event: &OrderEvent) -> OrderCommand {
-    match event {
+/// The command whose acceptance `event` records; `None` when it holds a sealed personal value
+/// (the plain one it was decided from cannot be known here).
+fn command_of(event: &OrderEvent) -> Option<OrderCommand> {
+    Some(match event {
         OrderEvent::Created(created) => OrderCommand::Create(CreateOrder {
             order_id: created.order_id,
             customer_id: created.customer_id,
             currency: created.currency.clone(),
             items: created.items.clone(),
+            shipping_address: plain(&created.shipping_address)?,
+            contact: plain(&created.contact)?,
         }),
         OrderEvent::Confirmed(_) => OrderCommand::Confirm(ConfirmOrder),
         OrderEvent::Cancelled(cancelled) => OrderCommand::Cancel(CancelOrder {
-            reason: cancelled.reason.clone(),
+            reason: cancelled.reason.plain()?.clone(),
         }),
+        OrderEvent::ShippingAddressChanged(changed) => {
+            OrderCommand::ChangeShippingAddress(ChangeShippingAddress {
+                shipping_address: changed.shipping_address.plain()?.clone(),
+            })
+        }
         OrderEvent::Shipped(shipped) => OrderCommand::Ship(ShipOrder {
             carrier: shipped.carrier.clone(),
             tracking_number: shipped.tracking_number.clone(),
         }),
         OrderEvent::Delivered(_) => OrderCommand::Deliver(DeliverOrder),
+    })
+}
+
+/// An optional personal value as the command held it: `None` (not known) when it is sealed.
+fn plain<T: Clone>(value: &Option<domain::Personal<T>>) -> Option<Option<T>> {
+    match value {
+        None => Some(None),
+        Some(personal) => personal.plain().cloned().map(Some),
     }
 }
 
@@ -186,8 +203,8 @@ fn assert_row_agrees(row: &OrderView, order: &OrderAggregate, version: u64) {
         order.total().map(|t| t.amount_minor())
     );
     assert_eq!(
-        row.cancellation_reason.as_deref(),
-        order.cancellation_reason()
+        row.cancellation_reason,
+        order.cancellation_reason().map(orders::personal::stored_text)
     );
     assert_eq!(row.carrier.as_deref(), order.carrier());
     assert_eq!(row.tracking_number.as_deref(), order.tracking_number());

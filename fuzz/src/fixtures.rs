@@ -3,7 +3,9 @@
 
 use std::sync::LazyLock;
 
-use domain::{Aggregate, CreateOrder, Currency, OrderAggregate, OrderItem};
+use domain::{
+    Aggregate, AddressInput, CreateOrder, Currency, OrderAggregate, OrderItem, ShippingAddress,
+};
 use uuid::Uuid;
 
 /// The id of every order the targets create.
@@ -23,6 +25,19 @@ pub fn created_order() -> &'static OrderAggregate {
             customer_id: CUSTOMER_ID,
             currency: eur,
             items: vec![item],
+            // An address, so that the confirmed order can ship.
+            shipping_address: Some(
+                ShippingAddress::new(AddressInput {
+                    recipient_name: "Ada Lovelace".into(),
+                    line1: "Unter den Linden 1".into(),
+                    line2: None,
+                    postal_code: "10117".into(),
+                    city: "Berlin".into(),
+                    country: "DE".into(),
+                })
+                .expect("the fixture address is valid"),
+            ),
+            contact: None,
         };
         let mut order = OrderAggregate::default();
         let events = order.create(&create).expect("the fixture order is valid");

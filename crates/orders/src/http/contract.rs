@@ -258,6 +258,20 @@ fn constrain_schemas(doc: &mut Value) {
         text(domain::MAX_CANCELLATION_REASON_LEN),
     );
     for (property, max) in [
+        ("recipient_name", domain::MAX_RECIPIENT_NAME_LEN),
+        ("line1", domain::MAX_ADDRESS_LINE_LEN),
+        ("postal_code", domain::MAX_POSTAL_CODE_LEN),
+        ("city", domain::MAX_CITY_LEN),
+    ] {
+        set(schemas, "AddressRequest", property, text(max));
+    }
+    set(
+        schemas,
+        "AddressRequest",
+        "country",
+        json!({"enum": domain::ShippingAddress::country_codes()}),
+    );
+    for (property, max) in [
         ("carrier", domain::MAX_CARRIER_LEN),
         ("tracking_number", domain::MAX_TRACKING_NUMBER_LEN),
     ] {
@@ -362,6 +376,19 @@ mod tests {
             &doc["components"]["schemas"]["CreateOrderRequest"]["properties"]["currency"];
         assert!(currency["enum"].as_array().unwrap().contains(&json!("EUR")));
         assert!(!currency["enum"].as_array().unwrap().contains(&json!("ABC")));
+        let address = &doc["components"]["schemas"]["AddressRequest"]["properties"];
+        assert_eq!(
+            address["recipient_name"]["maxLength"],
+            domain::MAX_RECIPIENT_NAME_LEN
+        );
+        assert_eq!(address["line1"]["maxLength"], domain::MAX_ADDRESS_LINE_LEN);
+        assert_eq!(
+            address["postal_code"]["maxLength"],
+            domain::MAX_POSTAL_CODE_LEN
+        );
+        assert_eq!(address["city"]["maxLength"], domain::MAX_CITY_LEN);
+        let countries = address["country"]["enum"].as_array().unwrap();
+        assert!(countries.contains(&json!("DE")) && !countries.contains(&json!("XX")));
         let links = &doc["paths"]["/orders"]["post"]["responses"]["201"]["links"];
         assert_eq!(links["ConfirmOrder"]["operationId"], "confirm_order");
     }

@@ -87,6 +87,18 @@ fn every_address_field_is_checked_and_named() {
 }
 
 #[test]
+fn every_listed_country_code_is_accepted() {
+    let codes = ShippingAddress::country_codes();
+    assert_eq!(codes.len(), 249);
+    assert!(codes.contains(&"DE") && codes.contains(&"US"));
+    for code in codes {
+        let mut ok = input();
+        ok.country = code.to_owned();
+        assert_eq!(ShippingAddress::new(ok).unwrap().country(), code);
+    }
+}
+
+#[test]
 fn a_stored_address_is_checked_again_when_read() {
     let mut stored = serde_json::to_value(address()).unwrap();
     assert_eq!(stored["country"], "DE");

@@ -79,6 +79,14 @@ impl ShippingAddress {
         }))
     }
 
+    /// Every code [`ShippingAddress::new`] accepts as a country: the assigned ISO 3166-1
+    /// alpha-2 codes (for the API document).
+    pub fn country_codes() -> Vec<&'static str> {
+        isocountry::CountryCode::iter_alpha2()
+            .map(|code| code.alpha2())
+            .collect()
+    }
+
     /// Who receives the parcel.
     pub fn recipient_name(&self) -> &str {
         &self.0.recipient_name
