@@ -10,6 +10,8 @@ fn orders() -> Command {
         "DATABASE_URL",
         "ORDERS_DATA_DIR",
         "ORDERS_JWT_SECRET",
+        "ORDERS_MASTER_KEY",
+        "ORDERS_NEW_MASTER_KEY",
         "RUST_LOG",
         "REDIS_URL",
         "KAFKA_BROKERS",
@@ -672,4 +674,116 @@ async fn parked_events_are_listed_retried_and_skipped_from_the_cli() {
         assert!(!ok, "skipping what is not parked is an error: {again}");
         assert!(again.contains("no parked event"), "{again}");
     }
+}
+
+/// Personal data from the command line: `streams show` reveals with the master key of the data
+/// directory; `keys rotate-master` re-wraps the keys, after which only the new master key opens
+/// them; `customers forget` erases them for good (and says so again when run twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_show_reveals_and_rotation_and_forgetting_work_from_the_cli() {
+    use orders::personal::{KeyRing, KeyTable, MasterKey};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let config = common::DatabaseConfig {
+        database_url: None,
+        data_dir: dir.path().to_path_buf(),
+        max_connections: 2,
+        group_commit: false,
+    };
+    let store = orders::store::Store::open(&config).await.unwrap();
+    let master = MasterKey::load_or_create(None, dir.path()).unwrap();
+    let ring = KeyRing::open(KeyTable::for_store(&store), master)
+        .await
+        .unwrap();
+    let handler =
+        orders::commands::CommandHandler::new(store, Default::default()).with_key_ring(ring);
+    let create = domain::testing::fixtures::create_order();
+    let (order, customer) = (create.order_id.to_string(), create.customer_id.to_string());
+    handler
+        .execute::<domain::OrderAggregate>(
+            create.order_id,
+            domain::OrderCommand::Create(create),
+            &orders::commands::CommandContext::new(),
+            |_| Ok(()),
+            |_, _| serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+    drop(handler);
+    let file = std::fs::read(dir.path().join("orders.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&file).contains("Ada Lovelace"),
+        "sealed at rest"
+    );
+
+    let show = |key: Option<&str>| {
+        let mut command = orders();
+        command.args([
+            "streams",
+            "show",
+            &order,
+            "--format",
+            "json",
+            "--data-dir",
+            data,
+        ]);
+        if let Some(key) = key {
+            command.env("ORDERS_MASTER_KEY", key);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = show(None);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("Ada Lovelace"),
+        "revealed with the data directory's key: {stdout}"
+    );
+
+    let new = MasterKey::generate().to_base64();
+    let rotated = orders()
+        .args(["keys", "rotate-master", "--data-dir", data])
+        .env("ORDERS_NEW_MASTER_KEY", &new)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(said.contains("1 data keys re-wrapped"), "{said}");
+    assert!(!said.contains(&new), "the new key is not printed");
+    let (ok, _, stderr) = show(None);
+    assert!(!ok, "the old master key no longer unwraps the data key");
+    assert!(stderr.contains("ORDERS_MASTER_KEY"), "{stderr}");
+    let (ok, stdout, stderr) = show(Some(&new));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Ada Lovelace"), "{stdout}");
+
+    for _ in 0..2 {
+        let forgot = orders()
+            .args(["customers", "forget", &customer, "--data-dir", data])
+            .env("ORDERS_MASTER_KEY", &new)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&forgot.stdout);
+        assert!(
+            forgot.status.success(),
+            "{}",
+            String::from_utf8_lossy(&forgot.stderr)
+        );
+        assert!(
+            said.contains(&format!("customer {customer} forgotten")) && said.contains("by cli"),
+            "{said}"
+        );
+    }
+    let (ok, stdout, stderr) = show(Some(&new));
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("Ada Lovelace"), "{stdout}");
+    assert!(stdout.contains("\"personal_data\":\"erased\""), "{stdout}");
 }
