@@ -130,6 +130,12 @@ fn validate_create(create: &CreateOrder) -> Result<OrderCreated, OrderError> {
 
 fn validate_cancel(cancel: &CancelOrder) -> Result<OrderCancelled, OrderError> {
     match checked_text(&cancel.reason, MAX_CANCELLATION_REASON_LEN) {
+        // A stored personal string with this prefix reads as sealed: plain text must not have it.
+        Ok(reason) if reason.starts_with(crate::personal::SEALED_PREFIX) => {
+            Err(OrderError::InvalidCancellationReason {
+                problem: "starts with `enc:`, which marks encrypted values",
+            })
+        }
         Ok(reason) => Ok(OrderCancelled {
             reason: Personal::Plain(reason.to_owned()),
         }),

@@ -393,3 +393,20 @@ fn a_stream_mixing_v1_and_v2_events_folds_to_one_state() {
         })
     );
 }
+
+#[test]
+fn a_cancellation_reason_cannot_pass_for_a_sealed_value() {
+    // Stored plain, `enc:…` would read back as sealed: it is refused when decided.
+    for reason in ["enc:e9", "  enc:v1:x "] {
+        let refused = OrderAggregate::replay(&[order_created()]).cancel(reason);
+        assert!(
+            matches!(refused, Err(OrderError::InvalidCancellationReason { problem }) if problem.contains("enc:")),
+            "{reason}: {refused:?}"
+        );
+    }
+    assert!(
+        OrderAggregate::replay(&[order_created()])
+            .cancel("encore: later")
+            .is_ok()
+    );
+}
