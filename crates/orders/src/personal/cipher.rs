@@ -145,23 +145,7 @@ pub fn wrap_key(master: &MasterKey, customer_id: Uuid, key_bytes: &[u8; 32]) -> 
 
 /// The data key in `wrapped`, if `master` wrapped it for `customer_id`.
 pub fn unwrap_key(master: &MasterKey, customer_id: Uuid, wrapped: &[u8]) -> Option<DataKey> {
-    if wrapped.len() < NONCE_LEN {
-        return None;
-    }
-    let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
-    let aad = wrap_aad(customer_id);
-    let bytes = master
-        .cipher()
-        .decrypt(
-            &nonce_of(nonce)?,
-            Payload {
-                msg: ciphertext,
-                aad: aad.as_bytes(),
-            },
-        )
-        .ok()?;
-    let bytes: [u8; 32] = bytes.try_into().ok()?;
-    Some(DataKey::from_bytes(&bytes))
+    key_bytes(master, customer_id, wrapped).map(|bytes| DataKey::from_bytes(&bytes))
 }
 
 /// A new data key for `customer_id`, and its wrapped form.
@@ -180,12 +164,17 @@ pub fn rewrap(
     customer_id: Uuid,
     wrapped: &[u8],
 ) -> Option<Vec<u8>> {
+    key_bytes(old, customer_id, wrapped).map(|bytes| wrap_key(new, customer_id, &bytes))
+}
+
+/// The raw data key in `wrapped`, if `master` wrapped it for `customer_id`.
+fn key_bytes(master: &MasterKey, customer_id: Uuid, wrapped: &[u8]) -> Option<[u8; 32]> {
     if wrapped.len() < NONCE_LEN {
         return None;
     }
     let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
     let aad = wrap_aad(customer_id);
-    let bytes = old
+    let bytes = master
         .cipher()
         .decrypt(
             &nonce_of(nonce)?,
@@ -195,8 +184,7 @@ pub fn rewrap(
             },
         )
         .ok()?;
-    let bytes: [u8; 32] = bytes.try_into().ok()?;
-    Some(wrap_key(new, customer_id, &bytes))
+    bytes.try_into().ok()
 }
 
 fn nonce_of(bytes: &[u8]) -> Option<XNonce> {

@@ -196,21 +196,17 @@ impl KeyTable {
         }
     }
 
+    /// Like [`Self::get`], read through the SQLite writer (which has just written it).
     async fn get_from_writer(&self, customer_id: Uuid) -> sqlx::Result<Option<StoredKey>> {
-        Ok(match self {
-            Self::Postgres(pool) => read(
-                sqlx::query(SELECT)
-                    .bind(customer_id)
-                    .fetch_optional(pool)
-                    .await?,
-            ),
-            Self::Sqlite { writer, .. } => read(
+        match self {
+            Self::Postgres(_) => self.get(customer_id).await,
+            Self::Sqlite { writer, .. } => Ok(read(
                 sqlx::query(SELECT)
                     .bind(customer_id)
                     .fetch_optional(writer)
                     .await?,
-            ),
-        })
+            )),
+        }
     }
 
     /// Every customer with a live key: `(customer, wrapped key, master key id)`.
