@@ -133,21 +133,9 @@ impl KeyTable {
             }
         }
         // Someone else's row: read it (from the writer on SQLite, which has just seen it).
-        let row = match self {
-            Self::Postgres(pool) => read(
-                sqlx::query(SELECT)
-                    .bind(customer_id)
-                    .fetch_optional(pool)
-                    .await?,
-            ),
-            Self::Sqlite { writer, .. } => read(
-                sqlx::query(SELECT)
-                    .bind(customer_id)
-                    .fetch_optional(writer)
-                    .await?,
-            ),
-        };
-        row.ok_or(sqlx::Error::RowNotFound)
+        self.get_from_writer(customer_id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
     }
 
     /// `customer_id`'s row, if any.
