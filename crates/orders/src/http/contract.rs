@@ -110,6 +110,8 @@ fn query_constraints(name: &str) -> Option<Value> {
         }
         "version" => json!({"minimum": 1, "maximum": u64::MAX, "format": null}),
         "status" => json!({"enum": ["created", "confirmed", "shipped", "delivered", "cancelled"]}),
+        // 1 to 32 hex digits, hyphens anywhere (ignored).
+        "id_prefix" => json!({"pattern": "^-*(?:[0-9a-fA-F]-*){1,32}$"}),
         "consistent_with" => {
             let token = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[1-9][0-9]{0,17}";
             json!({"pattern": format!("^{token}(,{token}){{0,{}}}$", MAX_TOKENS - 1)})
@@ -271,6 +273,21 @@ fn constrain_schemas(doc: &mut Value) {
         "country",
         json!({"enum": domain::ShippingAddress::country_codes()}),
     );
+    // The email's syntax is the `email_address` crate's (422 `invalid-contact`); the document
+    // states what every accepted address also is: a text field of at most MAX_EMAIL_LEN.
+    set(
+        schemas,
+        "ContactRequest",
+        "email",
+        text(domain::MAX_EMAIL_LEN),
+    );
+    // Blank, or `+` and digits with separators (the digit count is checked by the domain, 422).
+    set(
+        schemas,
+        "ContactRequest",
+        "phone",
+        json!({"type": ["string", "null"], "pattern": "^\\s*(?:\\+[0-9 .()-]*)?\\s*$"}),
+    );
     for (property, max) in [
         ("carrier", domain::MAX_CARRIER_LEN),
         ("tracking_number", domain::MAX_TRACKING_NUMBER_LEN),
@@ -389,6 +406,14 @@ mod tests {
         assert_eq!(address["city"]["maxLength"], domain::MAX_CITY_LEN);
         let countries = address["country"]["enum"].as_array().unwrap();
         assert!(countries.contains(&json!("DE")) && !countries.contains(&json!("XX")));
+        let contact = &doc["components"]["schemas"]["ContactRequest"]["properties"];
+        assert_eq!(contact["email"]["maxLength"], domain::MAX_EMAIL_LEN);
+        assert!(
+            contact["phone"]["pattern"]
+                .as_str()
+                .unwrap()
+                .contains("\\+")
+        );
         let links = &doc["paths"]["/orders"]["post"]["responses"]["201"]["links"];
         assert_eq!(links["ConfirmOrder"]["operationId"], "confirm_order");
     }

@@ -31,6 +31,12 @@ pub struct ListParams {
     pub customer: Option<Uuid>,
     /// Only orders with this status.
     pub status: Option<String>,
+    /// Only orders whose id starts with these hex digits (1–32, hyphens ignored), e.g. `0193a`.
+    pub id_prefix: Option<String>,
+    /// Only orders created at or after this time (RFC 3339).
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only orders created before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
     /// Page size, 1–100 (default 20).
@@ -114,7 +120,8 @@ pub async fn customer_summary(
     Ok(Json(CustomerSummaryResponse::new(customer, summary, position)).into_response())
 }
 
-const STATUSES: [&str; 5] = ["created", "confirmed", "shipped", "delivered", "cancelled"];
+pub(crate) const STATUSES: [&str; 5] =
+    ["created", "confirmed", "shipped", "delivered", "cancelled"];
 
 /// Orders, filtered by customer and status, a page at a time.
 #[utoipa::path(get, path = "/orders", tag = "queries", params(ListParams),
@@ -154,6 +161,7 @@ pub async fn list_orders(
             format!("limit must be 1 to {MAX_PAGE}"),
         ));
     }
+    let range = IdRange::of(&params)?;
     let generation = caught_up(
         &state,
         Which::Orders,
@@ -165,7 +173,8 @@ pub async fn list_orders(
     let query = ListQuery {
         customer_id,
         status: params.status,
-        before: params.cursor,
+        lowest: range.lowest,
+        highest: range.highest,
         limit: limit + 1,
     };
     let mut orders = state
@@ -182,6 +191,94 @@ pub async fn list_orders(
         position: generation.1,
     })
     .into_response())
+}
+
+/// The filters of `GET /orders` on an order's id, as one inclusive range of ids.
+///
+/// Order ids are UUID v7, which begin with their creation time in milliseconds, and the list is
+/// ordered by id: a creation-time window, an id prefix and the cursor all narrow one range of
+/// the primary key, so every filter combination is an index range scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdRange {
+    /// The lowest id included.
+    pub lowest: Option<Uuid>,
+    /// The highest id included.
+    pub highest: Option<Uuid>,
+}
+
+/// Largest millisecond a UUID v7 can carry (48 bits).
+const MAX_V7_MILLIS: u128 = (1 << 48) - 1;
+
+impl IdRange {
+    fn of(params: &ListParams) -> Result<Self, Problem> {
+        let mut range = Self::default();
+        if let Some(prefix) = &params.id_prefix {
+            let (low, high) = prefix_bounds(prefix)?;
+            range.raise(low);
+            range.lower(high);
+        }
+        if let Some(from) = params.created_from {
+            range.raise(Uuid::from_u128(v7_millis(from)? << 80));
+        }
+        if let Some(before) = params.created_before {
+            match (v7_millis(before)? << 80).checked_sub(1) {
+                Some(high) => range.lower(Uuid::from_u128(high)),
+                None => range.empty(),
+            }
+        }
+        if let Some(cursor) = params.cursor {
+            match cursor.as_u128().checked_sub(1) {
+                Some(high) => range.lower(Uuid::from_u128(high)),
+                None => range.empty(),
+            }
+        }
+        Ok(range)
+    }
+
+    fn raise(&mut self, low: Uuid) {
+        self.lowest = Some(self.lowest.map_or(low, |l| l.max(low)));
+    }
+
+    fn lower(&mut self, high: Uuid) {
+        self.highest = Some(self.highest.map_or(high, |h| h.min(high)));
+    }
+
+    /// A range nothing is in.
+    fn empty(&mut self) {
+        self.lowest = Some(Uuid::max());
+        self.highest = Some(Uuid::nil());
+    }
+}
+
+/// The ids that start with `prefix`: the prefix padded with `0`s, and with `f`s.
+fn prefix_bounds(prefix: &str) -> Result<(Uuid, Uuid), Problem> {
+    let digits: String = prefix.chars().filter(|c| *c != '-').collect();
+    let valid = (1..=32).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_hexdigit());
+    if !valid {
+        return Err(Problem::bad_request(
+            "invalid-id-prefix",
+            "id_prefix must be 1 to 32 hexadecimal digits (hyphens are ignored)",
+        ));
+    }
+    let bound = |pad: char| {
+        let mut hex = digits.to_ascii_lowercase();
+        hex.extend(std::iter::repeat_n(pad, 32 - digits.len()));
+        Uuid::parse_str(&hex).map_err(|_| Problem::internal())
+    };
+    Ok((bound('0')?, bound('f')?))
+}
+
+/// The millisecond a UUID v7 created at `time` starts with.
+fn v7_millis(time: chrono::DateTime<chrono::Utc>) -> Result<u128, Problem> {
+    u128::try_from(time.timestamp_millis())
+        .ok()
+        .filter(|ms| *ms <= MAX_V7_MILLIS)
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "invalid-time",
+                "created_from and created_before must lie between 1970 and the year 10889",
+            )
+        })
 }
 
 /// Orders by status and revenue per day and currency (staff).

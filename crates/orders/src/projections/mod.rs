@@ -38,6 +38,7 @@ pub struct Projections {
     pub customers: CustomerSummaries,
     orders: Running,
     customer_summaries: Running,
+    on_error: OnError,
 }
 
 impl Projections {
@@ -65,7 +66,13 @@ impl Projections {
             customers,
             orders,
             customer_summaries,
+            on_error,
         })
+    }
+
+    /// What the read models do with an event they cannot apply (`ORDERS_PROJECTION_ON_ERROR`).
+    pub fn on_error(&self) -> OnError {
+        self.on_error
     }
 
     /// The checkpoint this process last saw.

@@ -42,8 +42,11 @@ pub struct ListQuery {
     pub customer_id: Option<Uuid>,
     /// Only orders with this status.
     pub status: Option<String>,
-    /// Only orders older than this one (the cursor: the last id of the previous page).
-    pub before: Option<Uuid>,
+    /// Only orders whose id is at least this. Order ids are UUID v7, so an id range is a range
+    /// of creation times, and an id prefix is a range too (see `http::queries::IdRange`).
+    pub lowest: Option<Uuid>,
+    /// Only orders whose id is at most this (a cursor `c` is `c - 1`).
+    pub highest: Option<Uuid>,
     /// Page size.
     pub limit: usize,
 }

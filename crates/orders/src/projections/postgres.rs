@@ -44,13 +44,15 @@ impl PgReadModel {
     pub async fn list(&self, generation: i32, query: &ListQuery) -> sqlx::Result<Vec<OrderView>> {
         let sql = format!(
             "SELECT * FROM {} WHERE ($1::uuid IS NULL OR customer_id = $1) AND ($2::text IS NULL OR status = $2)
-               AND ($3::uuid IS NULL OR order_id < $3) ORDER BY order_id DESC LIMIT $4",
+               AND ($3::uuid IS NULL OR order_id >= $3) AND ($4::uuid IS NULL OR order_id <= $4)
+               ORDER BY order_id DESC LIMIT $5",
             Tables::new(generation).details
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(query.customer_id)
             .bind(query.status.as_deref())
-            .bind(query.before)
+            .bind(query.lowest)
+            .bind(query.highest)
             .bind(i64::try_from(query.limit).unwrap_or(100))
             .fetch_all(&self.pool)
             .await?;

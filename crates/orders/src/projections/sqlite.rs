@@ -44,13 +44,15 @@ impl SqliteReadModel {
     pub async fn list(&self, generation: i32, query: &ListQuery) -> sqlx::Result<Vec<OrderView>> {
         let sql = format!(
             "SELECT * FROM {} WHERE ($1 IS NULL OR customer_id = $1) AND ($2 IS NULL OR status = $2)
-               AND ($3 IS NULL OR order_id < $3) ORDER BY order_id DESC LIMIT $4",
+               AND ($3 IS NULL OR order_id >= $3) AND ($4 IS NULL OR order_id <= $4)
+               ORDER BY order_id DESC LIMIT $5",
             Tables::new(generation).details
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(query.customer_id.map(|id| id.to_string()))
             .bind(query.status.as_deref())
-            .bind(query.before.map(|id| id.to_string()))
+            .bind(query.lowest.map(|id| id.to_string()))
+            .bind(query.highest.map(|id| id.to_string()))
             .bind(i64::try_from(query.limit).unwrap_or(100))
             .fetch_all(&self.reader)
             .await?;

@@ -16,6 +16,7 @@ crate::on_both_backends!(
     a_consistency_token_reads_the_write_it_names,
     malformed_and_unknown_consistency_tokens_are_refused,
     an_order_has_one_shape_in_a_list_and_on_its_own,
+    lists_find_orders_by_id_prefix_and_creation_time,
 );
 
 /// Creates an order for `customer` and returns (id, position of the write in the feed).
@@ -505,4 +506,106 @@ async fn an_order_has_one_shape_in_a_list_and_on_its_own(backend: Backend) {
         nulls(&single, "get", &mut found);
         assert!(found.is_empty(), "null fields {found:?}: {item} / {single}");
     }
+}
+
+async fn lists_find_orders_by_id_prefix_and_creation_time(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let customer = Uuid::now_v7();
+    let (first, _) = create(&app, customer).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (second, position) = create(&app, customer).await;
+    let staff = app.staff();
+    let list = |query: String| {
+        let app = &app;
+        let staff = staff.clone();
+        async move {
+            ids(&app
+                .query(&format!("/orders?min_position={position}&{query}"), &staff)
+                .await)
+        }
+    };
+    let time = |t: chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .replace('+', "%2B")
+    };
+
+    // A prefix as typed: with or without hyphens, either case.
+    let full = second.to_string();
+    assert_eq!(
+        list(format!("id_prefix={}", &full[..23])).await,
+        vec![full.clone()]
+    );
+    assert_eq!(
+        list(format!(
+            "id_prefix={}",
+            full.replace('-', "").to_uppercase()
+        ))
+        .await,
+        vec![full.clone()]
+    );
+    assert_eq!(
+        list(format!("id_prefix={}", &first.to_string()[..36])).await,
+        [first.to_string()]
+    );
+    // Both were created within the same few seconds: a short prefix finds both, newest first.
+    assert_eq!(
+        list(format!("customer={customer}&id_prefix={}", &full[..4])).await,
+        [full.clone(), first.to_string()]
+    );
+
+    assert_eq!(
+        list(format!(
+            "customer={customer}&created_from={}",
+            time(between)
+        ))
+        .await,
+        vec![full.clone()]
+    );
+    assert_eq!(
+        list(format!(
+            "customer={customer}&created_before={}",
+            time(between)
+        ))
+        .await,
+        [first.to_string()]
+    );
+    assert!(
+        list(format!(
+            "customer={customer}&created_from={0}&created_before={0}",
+            time(between)
+        ))
+        .await
+        .is_empty()
+    );
+    // The cursor narrows the same range.
+    assert_eq!(
+        list(format!(
+            "customer={customer}&cursor={second}&id_prefix={}",
+            &full[..4]
+        ))
+        .await,
+        [first.to_string()]
+    );
+    assert!(list(format!("cursor={}", Uuid::nil())).await.is_empty());
+
+    for (query, code) in [
+        ("id_prefix=xyz", "invalid-id-prefix"),
+        ("id_prefix=", "invalid-id-prefix"),
+        (
+            "id_prefix=0123456789abcdef0123456789abcdef0",
+            "invalid-id-prefix",
+        ),
+        ("created_from=1969-12-31T23:59:59Z", "invalid-time"),
+    ] {
+        assert_problem(
+            app.get(&format!("/orders?{query}"), &staff).await,
+            StatusCode::BAD_REQUEST,
+            code,
+        )
+        .await;
+    }
+    let response = app.get("/orders?created_before=yesterday", &staff).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
