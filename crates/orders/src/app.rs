@@ -14,6 +14,7 @@ use crate::auth::{JwtKeys, load_or_create_secret};
 use crate::cache::{CacheConfig, OrderCache};
 use crate::cli::ServeArgs;
 use crate::commands::{CommandHandler, HandlerConfig};
+use crate::console::{Console, ConsoleKeys, HealthSamples, LinkTable, RelayView};
 use crate::http::{AppState, HttpLimits, router};
 use crate::personal::{KeyRing, KeyTable, MasterKey};
 use crate::projections::Projections;
@@ -124,6 +125,7 @@ pub struct Application {
     config: AppConfig,
     shutdown: watch::Sender<bool>,
     relay: Option<outbox::RelayHandle>,
+    console: Console,
 }
 
 impl Application {
@@ -162,6 +164,7 @@ impl Application {
             config.idempotency_retention,
             shutdown.subscribe(),
         );
+        let console = console_parts(&store, &secret, &config, relay.as_ref(), &shutdown).await?;
         let cache = match &config.redis_url {
             Some(url) => Some(OrderCache::connect(url, config.cache.clone()).await?),
             None => None,
@@ -181,6 +184,7 @@ impl Application {
             config,
             shutdown,
             relay,
+            console,
         })
     }
 
@@ -246,13 +250,14 @@ impl Application {
             config,
             shutdown,
             relay,
+            console,
         } = self;
         let flag = state.shutting_down.clone();
         let limits = HttpLimits {
             body_limit: config.server.body_limit,
             request_timeout: config.server.request_timeout,
         };
-        let app = router(state, limits);
+        let app = router(state, limits, Some(console));
         let mut stop = shutdown.subscribe();
         let mut stopped = shutdown.subscribe();
         let connections = crate::server::ConnectionLimits {
@@ -276,6 +281,34 @@ impl Application {
         }
         finished
     }
+}
+
+/// The console's keys (derived from the token secret), its table of used links, the charts'
+/// sampler and the relay it shows.
+async fn console_parts(
+    store: &Store,
+    secret: &[u8],
+    config: &AppConfig,
+    relay: Option<&outbox::RelayHandle>,
+    shutdown: &watch::Sender<bool>,
+) -> anyhow::Result<Console> {
+    let links = LinkTable::for_store(store);
+    links
+        .create()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the console_links table: {e}"))?;
+    let relay = relay.map(|handle| RelayView {
+        checkpoint_name: format!("kafka-relay:{}", config.kafka.topic),
+        topic: config.kafka.topic.clone(),
+        db: crate::publishing::relay_db(store),
+        status: handle.watch(),
+    });
+    Ok(Console {
+        keys: ConsoleKeys::derive(secret),
+        links,
+        health: HealthSamples::start(store.clone(), shutdown.subscribe()),
+        relay,
+    })
 }
 
 async fn finish_within(

@@ -8,6 +8,7 @@
 //! - [`personal`]: personal data sealed per customer, revealed at the edge, forgotten;
 //! - [`store`]: the backend the configuration selects;
 //! - [`projections`]: read models kept current from the global feed; [`cache`]: Redis cache-aside;
+//! - [`console`]: the operator console, server-rendered pages at `/console` for staff;
 //! - [`app`]: wiring and the server's lifecycle (start, graceful shutdown);
 //! - [`cli`]: the `orders` binary's subcommands.
 //!
@@ -66,6 +67,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod console;
 pub mod http;
 pub mod personal;
 pub mod projections;

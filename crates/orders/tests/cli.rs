@@ -85,6 +85,56 @@ fn token_prints_a_token_the_service_accepts() {
 }
 
 #[test]
+fn console_link_prints_a_one_time_link_for_the_service_s_console() {
+    let dir = tempfile::tempdir().unwrap();
+    orders::auth::load_or_create_secret(None, dir.path()).unwrap();
+    let output = orders()
+        .args([
+            "console-link",
+            "--sub",
+            "alice",
+            "--base-url",
+            "https://ops.example/",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("ORDERS_PUBLIC_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let link = String::from_utf8(output.stdout).unwrap();
+    let token = link
+        .trim()
+        .strip_prefix("https://ops.example/console/login?token=")
+        .unwrap_or_else(|| panic!("{link}"));
+    let secret = std::fs::read(dir.path().join("jwt-secret")).unwrap();
+    let keys = orders::console::ConsoleKeys::derive(&secret);
+    assert_eq!(keys.verify_link(token).unwrap().subject, "alice");
+    // A link is not an API token.
+    assert!(orders::auth::JwtKeys::new(&secret).verify(token).is_err());
+
+    let too_long = orders()
+        .args(["console-link", "--ttl", "1h", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!too_long.status.success());
+    assert!(String::from_utf8_lossy(&too_long.stderr).contains("at most"));
+    let empty = tempfile::tempdir().unwrap();
+    let no_secret = orders()
+        .args(["console-link", "--data-dir"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!no_secret.status.success());
+    assert!(String::from_utf8_lossy(&no_secret.stderr).contains("no token secret"));
+}
+
+#[test]
 fn bad_input_fails_with_a_clear_message_and_a_non_zero_exit() {
     let output = orders()
         .args(["token", "--role", "customer", "--sub", "alice"])

@@ -360,6 +360,11 @@ pub struct RelayHandle {
 }
 
 impl RelayHandle {
+    /// A receiver of the relay's status, for whoever shows it (the console).
+    pub fn watch(&self) -> watch::Receiver<RelayStatus> {
+        self.status.clone()
+    }
+
     /// What the relay is doing now.
     pub fn status(&self) -> RelayStatus {
         *self.status.borrow()

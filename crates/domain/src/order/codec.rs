@@ -20,6 +20,16 @@ const SHIPPED: &str = "OrderShipped";
 const DELIVERED: &str = "OrderDelivered";
 const ADDRESS_CHANGED: &str = "ShippingAddressChanged";
 
+/// The stored name of every order event, in lifecycle order.
+pub const ORDER_EVENT_TYPES: [&str; 6] = [
+    CREATED,
+    ADDRESS_CHANGED,
+    CONFIRMED,
+    SHIPPED,
+    DELIVERED,
+    CANCELLED,
+];
+
 /// Current schema version of each order event.
 const CREATED_V: u32 = 2;
 const CONFIRMED_V: u32 = 1;

@@ -9,6 +9,7 @@ macro_rules! outln {
     }};
 }
 
+mod console_link;
 mod customers;
 mod doctor;
 mod feed;
@@ -54,6 +55,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Print a bearer token signed with the configured secret.
     Token(token::TokenArgs),
+    /// Print a one-time link that signs a staff member in to the console (/console).
+    ConsoleLink(console_link::ConsoleLinkArgs),
     /// Inspect and rebuild read models.
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
@@ -188,6 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => token::run(args),
+        Command::ConsoleLink(args) => console_link::run(args),
         Command::Projections(command) => projections::run(command).await,
         Command::Streams(StreamsCommand::Show(args)) => streams::show(args).await,
         Command::Feed(FeedCommand::Tail(args)) => feed::tail(args).await,

@@ -37,6 +37,7 @@ pub use extract::{
 };
 pub use openapi::{ApiDoc, document};
 pub use problem::Problem;
+pub(crate) use queries::STATUSES;
 pub use waits::{MAX_WAITS_PER_CALLER, WaitSlots};
 
 use crate::auth::JwtKeys;
@@ -73,8 +74,12 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
 }
 
-/// The whole API with its middleware.
-pub fn router(state: AppState, limits: HttpLimits) -> Router {
+/// The whole API with its middleware, and the operator console at `/console` when given.
+pub fn router(
+    state: AppState,
+    limits: HttpLimits,
+    console: Option<crate::console::Console>,
+) -> Router {
     let api = Router::new()
         .route(
             "/orders",
@@ -114,7 +119,16 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             state.clone(),
             personal::reveal,
         ))
-        .with_state(state);
+        .with_state(state.clone());
+    // The console calls the API in process, inside the outer layers (its own requests have
+    // passed them already).
+    let api = match console {
+        Some(console) => {
+            let pages = crate::console::routes(api.clone(), state, console);
+            api.nest_service("/console", pages)
+        }
+        None => api,
+    };
     // Outermost first: metrics (so that every answer is counted, 408s and refused request ids
     // included) → request id check → request id → trace span → panic guard → timeout →
     // compression → body limit.

@@ -8,6 +8,7 @@ mod auth;
 mod cache;
 mod concurrency;
 mod connections;
+mod console;
 mod customers;
 mod errors;
 mod hostile;

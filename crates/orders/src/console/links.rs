@@ -1,0 +1,91 @@
+//! `console_links`: the login links that were used, so that each works once, on every instance.
+//! The same table on both backends.
+
+use sqlx::{PgPool, SqlitePool};
+
+use super::session::{ConsoleAuthError, Link};
+use crate::store::Store;
+
+/// The table, on the service's backend.
+#[derive(Debug, Clone)]
+pub enum LinkTable {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite, through the store's single writer.
+    Sqlite(SqlitePool),
+}
+
+/// Times are seconds since the epoch, the links' own unit, and the same type on both backends.
+const DDL: &str = "CREATE TABLE IF NOT EXISTS console_links (
+    link_id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    used_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL)";
+
+/// A link is recorded when it is used; a second use finds the row and changes nothing.
+const USE: &str = "INSERT INTO console_links (link_id, subject, used_at, expires_at)
+    VALUES ($1, $2, $3, $4) ON CONFLICT (link_id) DO NOTHING";
+
+/// Rows of links that have expired can never be presented again: they go.
+const PURGE: &str = "DELETE FROM console_links WHERE expires_at < $1";
+
+impl LinkTable {
+    /// The table of `store`'s database.
+    pub fn for_store(store: &Store) -> Self {
+        match store {
+            Store::Postgres(s) => Self::Postgres(s.pool().clone()),
+            Store::Sqlite(s) => Self::Sqlite(s.writer().clone()),
+        }
+    }
+
+    /// Creates the table if missing.
+    pub async fn create(&self) -> sqlx::Result<()> {
+        match self {
+            Self::Postgres(pool) => sqlx::query(DDL).execute(pool).await.map(drop),
+            Self::Sqlite(pool) => sqlx::query(DDL).execute(pool).await.map(drop),
+        }
+    }
+
+    /// Records that `link` was used now; [`ConsoleAuthError::Used`] if it was before.
+    pub async fn use_once(&self, link: &Link) -> Result<(), UseError> {
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+        let expires = i64::try_from(link.expires_at).unwrap_or(i64::MAX);
+        let id = link.id.to_string();
+        let inserted = match self {
+            Self::Postgres(pool) => {
+                sqlx::query(PURGE).bind(now).execute(pool).await?;
+                let query = sqlx::query(USE)
+                    .bind(&id)
+                    .bind(&link.subject)
+                    .bind(now)
+                    .bind(expires);
+                query.execute(pool).await?.rows_affected()
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query(PURGE).bind(now).execute(pool).await?;
+                let query = sqlx::query(USE)
+                    .bind(&id)
+                    .bind(&link.subject)
+                    .bind(now)
+                    .bind(expires);
+                query.execute(pool).await?.rows_affected()
+            }
+        };
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(UseError::Refused(ConsoleAuthError::Used))
+        }
+    }
+}
+
+/// Why a link could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UseError {
+    /// Used before.
+    #[error(transparent)]
+    Refused(#[from] ConsoleAuthError),
+    /// The database did not answer.
+    #[error("recording the link's use failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
