@@ -408,4 +408,56 @@ async fn published_messages_carry_no_readable_personal_data_and_the_forgetting()
         ["OrderCreated", "OrderCancelled"],
         "and one CustomerForgotten"
     );
+    the_console_shows_the_relay(&app).await;
+}
+
+/// The console's operations page names the instance holding the relay's lease (read from the
+/// advisory lock's session) and its checkpoint once it has published everything.
+async fn the_console_shows_the_relay(app: &TestApp) {
+    let head = feed(app).await.head().await.unwrap();
+    let db = relay_db(app).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.checkpoint(CHECKPOINT).await.unwrap() < head {
+        assert!(Instant::now() < deadline, "the relay never reached {head}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        db.holder(CHECKPOINT).await.unwrap().as_deref(),
+        Some(app.config.instance_id.as_str())
+    );
+    let secret = app.config.jwt_secret.clone().unwrap();
+    let link = orders::console::ConsoleKeys::derive(secret.as_bytes())
+        .issue_link("ops", Duration::from_secs(60))
+        .unwrap();
+    // The login answers 303 with the cookie: look at it rather than follow it.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(app.url("/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={link}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = client
+        .get(app.url("/console/operations"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(TOPIC), "{html}");
+    let held = format!(
+        "data-testid=\"relay-holder\"><code>{}</code>",
+        app.config.instance_id
+    );
+    assert!(html.contains(&held), "{html}");
+    let checkpoint = format!("data-testid=\"relay-checkpoint\">{head}</dd>");
+    assert!(html.contains(&checkpoint), "{html}");
 }

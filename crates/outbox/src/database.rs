@@ -53,6 +53,34 @@ impl RelayDb {
         };
         Ok(unsigned(position.unwrap_or(0)))
     }
+
+    /// Who holds relay `name`'s lease now: on PostgreSQL the `application_name` of the session
+    /// holding its advisory lock, with the relay's prefix removed (the instance's name, or
+    /// `""` for a holder that gave none); `None` when nobody does. SQLite has one process per
+    /// file and no lock to look at: `None`.
+    pub async fn holder(&self, name: &str) -> sqlx::Result<Option<String>> {
+        let Self::Postgres(pool) = self else {
+            return Ok(None);
+        };
+        // A bigint advisory lock shows in pg_locks as its high half (classid) and its low half
+        // (objid), with objsubid 1.
+        let application: Option<String> = sqlx::query_scalar(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)
+             LIMIT 1",
+        )
+        .bind(crate::lease::advisory_lock_name(name))
+        .fetch_optional(pool)
+        .await?;
+        Ok(application.map(|app| {
+            app.strip_prefix(crate::lease::APPLICATION_NAME)
+                .unwrap_or(&app)
+                .trim()
+                .to_owned()
+        }))
+    }
 }
 
 pub(crate) fn unsigned(value: i64) -> u64 {

@@ -174,6 +174,7 @@ async fn relay(state: &ConsoleState, head: Option<u64>) -> Markup {
         };
     };
     let checkpoint = relay.db.checkpoint(&relay.checkpoint_name).await.ok();
+    let holder = relay.db.holder(&relay.checkpoint_name).await.ok().flatten();
     let leading = relay.status.borrow().leading;
     let lag = match (head, checkpoint) {
         (Some(h), Some(c)) => Some(h.saturating_sub(c)),
@@ -185,8 +186,16 @@ async fn relay(state: &ConsoleState, head: Option<u64>) -> Markup {
             h2 id="relay-heading" { "Kafka relay" }
             dl class="facts" {
                 dt { "Topic" } dd { code { (relay.topic) } }
-                dt { "This instance" } dd { @if leading { "publishes (holds the relay's lease)" } @else { "stands by (another instance holds the lease)" } }
-                dt { "Checkpoint" } dd { (checkpoint.map_or_else(|| "unknown".to_owned(), |c| c.to_string())) }
+                dt { "Held by" } dd data-testid="relay-holder" {
+                    @match (&holder, leading) {
+                        (Some(instance), _) if !instance.is_empty() => code { (instance) },
+                        (_, true) => "this instance",
+                        (Some(_), false) => "an instance that gave no name",
+                        (None, false) => "nobody: no instance publishes",
+                    }
+                }
+                dt { "This instance" } dd { @if leading { "publishes" } @else { "stands by" } }
+                dt { "Checkpoint" } dd data-testid="relay-checkpoint" { (checkpoint.map_or_else(|| "unknown".to_owned(), |c| c.to_string())) }
                 dt { "Lag" } dd {
                     (lag.map_or_else(|| "unknown".to_owned(), |l| l.to_string())) " events"
                     @if let Some(seconds) = seconds { ", " (format!("{seconds:.1}")) " s" }
