@@ -164,6 +164,7 @@ impl Application {
             config.idempotency_retention,
             shutdown.subscribe(),
         );
+        crate::personal::watch::spawn(ring.clone(), shutdown.subscribe());
         let console = console_parts(&store, &secret, &config, relay.as_ref(), &shutdown).await?;
         let cache = match &config.redis_url {
             Some(url) => Some(OrderCache::connect(url, config.cache.clone()).await?),

@@ -78,6 +78,14 @@ const FORGET: &str = "INSERT INTO customer_keys (customer_id, wrapped_key, maste
 const ACTIVE: &str = "SELECT customer_id, wrapped_key, master_key_id FROM customer_keys
     WHERE wrapped_key IS NOT NULL ORDER BY customer_id";
 
+/// The forgettings since a time, for other instances to drop the keys they cached.
+const FORGOTTEN_SINCE: &str = "SELECT customer_id FROM customer_keys WHERE forgotten_at > $1
+    ORDER BY forgotten_at LIMIT 10000";
+
+/// Keeps [`FORGOTTEN_SINCE`] an index range scan over the few recent forgettings.
+const FORGOTTEN_INDEX: &str = "CREATE INDEX IF NOT EXISTS customer_keys_forgotten
+    ON customer_keys (forgotten_at) WHERE forgotten_at IS NOT NULL";
+
 const REWRAP: &str = "UPDATE customer_keys SET wrapped_key = $2, master_key_id = $3
     WHERE customer_id = $1 AND wrapped_key IS NOT NULL";
 
@@ -96,8 +104,32 @@ impl KeyTable {
     /// Creates the table if missing.
     pub async fn create(&self) -> sqlx::Result<()> {
         match self {
-            Self::Postgres(pool) => sqlx::query(PG_DDL).execute(pool).await.map(drop),
-            Self::Sqlite { writer, .. } => sqlx::query(SQLITE_DDL).execute(writer).await.map(drop),
+            Self::Postgres(pool) => {
+                sqlx::query(PG_DDL).execute(pool).await?;
+                sqlx::query(FORGOTTEN_INDEX).execute(pool).await.map(drop)
+            }
+            Self::Sqlite { writer, .. } => {
+                sqlx::query(SQLITE_DDL).execute(writer).await?;
+                sqlx::query(FORGOTTEN_INDEX).execute(writer).await.map(drop)
+            }
+        }
+    }
+
+    /// The customers forgotten after `since` (by the forgetting instance's clock).
+    pub async fn forgotten_since(&self, since: DateTime<Utc>) -> sqlx::Result<Vec<Uuid>> {
+        match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(FORGOTTEN_SINCE)
+                    .bind(since)
+                    .fetch_all(pool)
+                    .await
+            }
+            Self::Sqlite { reader, .. } => {
+                sqlx::query_scalar(FORGOTTEN_SINCE)
+                    .bind(since)
+                    .fetch_all(reader)
+                    .await
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub mod forget;
 pub mod keys;
 pub mod master_key;
 pub mod ring;
+pub mod watch;
 
 use domain::{Aggregate, OrderAggregate, OrderEvent, PersonalData, Sealer};
 use uuid::Uuid;

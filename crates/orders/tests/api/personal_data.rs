@@ -517,3 +517,68 @@ on_both_backends!(
     an_order_ships_only_once_it_has_an_address,
     an_order_stored_at_schema_version_1_loads_takes_an_address_and_ships,
 );
+
+/// Two instances on one database: the one that did not forget stops showing the customer's data
+/// within a few seconds (it polls the key table for forgettings every second), not only when
+/// its key cache's 30 s run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_stops_showing_a_forgotten_customer_s_data_at_once() {
+    // Both instances must share the master key (as a deployment does).
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned();
+    let shared = master.clone();
+    let first =
+        crate::harness::spawn_app_with(Backend::Postgres, |c| c.master_key = Some(shared)).await;
+    let url = first.database_url.clone();
+    let second = crate::harness::spawn_app_with(Backend::Postgres, |c| {
+        c.database.database_url = url;
+        c.master_key = Some(master);
+    })
+    .await;
+    let customer = Uuid::now_v7();
+    let marker = format!(
+        "FAR{}",
+        Uuid::new_v4().simple().to_string()[..10].to_uppercase()
+    );
+    let mut body = crate::harness::order_body();
+    body["shipping_address"]["line1"] = json!(marker);
+    let created = first
+        .post("/orders", &first.customer(customer), Some(body))
+        .await;
+    let id = json_of(created, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The second instance reads it, and so caches the customer's key.
+    let seen = second.get(&format!("/orders/{id}"), &second.staff()).await;
+    assert!(
+        json_of(seen, StatusCode::OK)
+            .await
+            .to_string()
+            .contains(&marker)
+    );
+
+    let forgot = first
+        .post(
+            &format!("/customers/{customer}/forget"),
+            &first.staff(),
+            None,
+        )
+        .await;
+    json_of(forgot, StatusCode::OK).await;
+    let started = std::time::Instant::now();
+    loop {
+        let order = second.get(&format!("/orders/{id}"), &second.staff()).await;
+        let order = json_of(order, StatusCode::OK).await;
+        if !order.to_string().contains(&marker) {
+            assert_eq!(order["personal_data"], "erased", "{order}");
+            break;
+        }
+        // Well under the key cache's 30 s lifetime; the poll runs every second.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "still shown: {order}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    println!("the other instance erased it after {:?}", started.elapsed());
+}
