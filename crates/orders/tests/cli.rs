@@ -731,11 +731,28 @@ async fn parked_events_are_listed_retried_and_skipped_from_the_cli() {
 /// them; `customers forget` erases them for good (and says so again when run twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_show_reveals_and_rotation_and_forgetting_work_from_the_cli() {
+    reveal_rotate_and_forget_from_the_cli(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_and_forgetting_work_from_the_cli_on_postgres() {
+    let database = test_support::postgres::fresh_database().await;
+    reveal_rotate_and_forget_from_the_cli(Some(database.url().to_owned())).await;
+}
+
+/// `streams show` reveals with the data directory's master key, `keys rotate-master` re-wraps
+/// every data key so that only the new key opens them, and `customers forget` (twice) erases:
+/// on the embedded SQLite file (`database_url` `None`) or on PostgreSQL.
+async fn reveal_rotate_and_forget_from_the_cli(database_url: Option<String>) {
     use orders::personal::{KeyRing, KeyTable, MasterKey};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
+    let url_args: Vec<String> = database_url
+        .iter()
+        .flat_map(|url| ["--database-url".to_owned(), url.clone()])
+        .collect();
     let config = common::DatabaseConfig {
-        database_url: None,
+        database_url: database_url.clone(),
         data_dir: dir.path().to_path_buf(),
         max_connections: 2,
         group_commit: false,
@@ -760,11 +777,13 @@ async fn streams_show_reveals_and_rotation_and_forgetting_work_from_the_cli() {
         .await
         .unwrap();
     drop(handler);
-    let file = std::fs::read(dir.path().join("orders.db")).unwrap();
-    assert!(
-        !String::from_utf8_lossy(&file).contains("Ada Lovelace"),
-        "sealed at rest"
-    );
+    if database_url.is_none() {
+        let file = std::fs::read(dir.path().join("orders.db")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&file).contains("Ada Lovelace"),
+            "sealed at rest"
+        );
+    }
 
     let show = |key: Option<&str>| {
         let mut command = orders();
@@ -777,6 +796,7 @@ async fn streams_show_reveals_and_rotation_and_forgetting_work_from_the_cli() {
             "--data-dir",
             data,
         ]);
+        command.args(&url_args);
         if let Some(key) = key {
             command.env("ORDERS_MASTER_KEY", key);
         }
@@ -797,6 +817,7 @@ async fn streams_show_reveals_and_rotation_and_forgetting_work_from_the_cli() {
     let new = MasterKey::generate().to_base64();
     let rotated = orders()
         .args(["keys", "rotate-master", "--data-dir", data])
+        .args(&url_args)
         .env("ORDERS_NEW_MASTER_KEY", &new)
         .output()
         .unwrap();
@@ -818,6 +839,7 @@ async fn streams_show_reveals_and_rotation_and_forgetting_work_from_the_cli() {
     for _ in 0..2 {
         let forgot = orders()
             .args(["customers", "forget", &customer, "--data-dir", data])
+            .args(&url_args)
             .env("ORDERS_MASTER_KEY", &new)
             .output()
             .unwrap();
