@@ -113,6 +113,38 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
+    // A console sign-in: the link's token (in a URL and a form) and the session cookie.
+    let link = orders::console::ConsoleKeys::derive(SECRET.as_bytes())
+        .issue_link("ops", Duration::from_secs(60))
+        .unwrap();
+    let opened = client
+        .get(format!("http://{addr}/console/login?token={link}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = no_redirects
+        .post(format!("http://{addr}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={link}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = no_redirects
+        .get(format!("http://{addr}/console/orders/{id}"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let session_value = session.split_once('=').unwrap().1.to_owned();
     // Enough traffic that the log is sure to be larger than a pipe's buffer.
     for _ in 0..60 {
         let health = client
@@ -143,7 +175,14 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         "expected command logs:\n{logs}"
     );
     assert!(logs.contains("shutting down"));
-    for secret in [SECRET, MASTER_KEY, token.as_str(), "not-a-real-token"] {
+    for secret in [
+        SECRET,
+        MASTER_KEY,
+        token.as_str(),
+        "not-a-real-token",
+        link.as_str(),
+        session_value.as_str(),
+    ] {
         assert!(!logs.contains(secret), "a secret or token was logged");
     }
     for value in personal {

@@ -4,6 +4,7 @@
 import { chromium } from "playwright-core";
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
 
 const require = createRequire(import.meta.url);
@@ -182,11 +183,13 @@ try {
   await page.getByRole("link", { name: "Live feed" }).click();
   await page.getByText("Live", { exact: true }).waitFor();
   const sent = Date.now();
-  const created = await api("POST", "/orders", STAFF, {
-    customer_id: CUSTOMER_ID, currency: "EUR",
-    items: [{ product_id: crypto.randomUUID(), sku: "LIVE-1", quantity: 1, unit_price: 100 }],
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const sentWithCurl = execFileSync("curl", ["-sS", "--fail-with-body", "-X", "POST", `${BASE}/orders`,
+    "-H", `Authorization: Bearer ${STAFF}`, "-H", "Content-Type: application/json",
+    "-d", JSON.stringify({
+      customer_id: CUSTOMER_ID, currency: "EUR",
+      items: [{ product_id: crypto.randomUUID(), sku: "LIVE-1", quantity: 1, unit_price: 100 }],
+    })], { encoding: "utf8" });
+  const created = { body: JSON.parse(sentWithCurl) };
   const live = page.locator("[data-feed-rows] tr", { hasText: created.body.id });
   await live.first().waitFor({ timeout: 2000 });
   console.log(`  seen after ${Date.now() - sent} ms`);
@@ -231,6 +234,8 @@ try {
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
   await page.keyboard.press("Enter");
+  // Following the skip link moves the focus to <main> (a moment later, as a navigation).
+  await page.waitForFunction(() => document.activeElement && document.activeElement.id === "main");
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement.id), "id", "the search field is next");
 
