@@ -135,7 +135,10 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let session = cookie.split(';').next().unwrap().to_owned();
     let page = no_redirects
         .get(format!("http://{addr}/console/orders/{id}"))

@@ -43,6 +43,12 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!events.is_empty(), "stream {id} has no events");
     if let Some(master) = MasterKey::load(args.master_key.as_deref(), &args.database.data_dir)? {
         let ring = KeyRing::new(KeyTable::for_store(&store), master);
+        let customer = events[0].payload["customer_id"]
+            .as_str()
+            .and_then(|c| Uuid::parse_str(c).ok());
+        if let Some(customer) = customer {
+            ring.erase_legacy_events(customer, &mut events).await?;
+        }
         for event in &mut events {
             ring.reveal(&mut event.payload).await?;
         }

@@ -363,6 +363,9 @@ pub async fn get_order_events(
             .await?
     };
     events.retain(|e| e.version <= until);
+    if let (Some(ring), Some(customer)) = (state.handler.key_ring(), loaded.state.customer_id()) {
+        ring.erase_legacy_events(customer, &mut events).await?;
+    }
     let next_from_version = (events.len() > limit).then(|| from.saturating_add(limit as u64));
     events.truncate(limit);
     let customer = (principal.role == Role::Customer).then_some(principal.subject.as_str());

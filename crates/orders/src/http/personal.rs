@@ -42,7 +42,11 @@ pub async fn reveal(State(state): State<AppState>, request: Request, next: Next)
     let Ok(bytes) = axum::body::to_bytes(body, MAX_REVEALED_BODY).await else {
         return Problem::internal().into_response();
     };
-    if memchr::memmem::find(&bytes, b"\"enc:").is_none() {
+    // Sealed values, or a cancellation reason that may be legacy plain text (see
+    // `KeyRing::reveal`).
+    if memchr::memmem::find(&bytes, b"\"enc:").is_none()
+        && memchr::memmem::find(&bytes, b"\"cancellation_reason\":\"").is_none()
+    {
         return Response::from_parts(parts, Body::from(bytes));
     }
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {

@@ -6,7 +6,11 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::{ERASED, Sealed};
+use domain::order::CANCELLATION_REASON;
+use domain::{
+    Aggregate, DomainEvent, ERASED, OrderAggregate, OrderEvent, PersonalData, SEALED_PREFIX, Sealed,
+};
+use event_store::RecordedEvent;
 use lru::LruCache;
 use serde_json::Value;
 use uuid::Uuid;
@@ -209,6 +213,7 @@ impl KeyRing {
     /// Replaces every sealed string in `value` by what it holds (parsed JSON), or by `null`
     /// when its key is gone, marking the object that held it `"personal_data": "erased"`.
     pub async fn reveal(&self, value: &mut Value) -> Result<(), PersonalDataError> {
+        self.erase_legacy_reasons(value).await?;
         let mut customers = BTreeSet::new();
         collect_customers(value, &mut customers);
         let mut keys = HashMap::with_capacity(customers.len());
@@ -218,6 +223,70 @@ impl KeyRing {
             }
         }
         replace_sealed(value, &keys);
+        Ok(())
+    }
+
+    /// Legacy plain text in a view: a cancellation reason stored before sealing existed (an
+    /// `OrderCancelled` of the first release) is plain in its event, the read model and every
+    /// state folded from it. An order object (one with `customer_id`) whose
+    /// `cancellation_reason` is plain is shown as it is while its customer is known, and as
+    /// erased once the customer is forgotten.
+    async fn erase_legacy_reasons(&self, value: &mut Value) -> Result<(), PersonalDataError> {
+        let mut owners = BTreeSet::new();
+        visit_legacy_reasons(value, &mut |customer, _| {
+            owners.insert(customer);
+        });
+        let mut forgotten = BTreeSet::new();
+        for customer in owners {
+            if matches!(self.key_for_read(customer).await?, Some(Cached::Forgotten)) {
+                forgotten.insert(customer);
+            }
+        }
+        if !forgotten.is_empty() {
+            visit_legacy_reasons(value, &mut |customer, reason| {
+                if forgotten.contains(&customer) {
+                    *reason = Value::String(ERASED.to_owned());
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::erase_legacy_reasons`] for stored events of `customer_id`'s order: a plain
+    /// personal value in one (a legacy cancellation reason) is replaced by the erased marker
+    /// once the customer is forgotten. Such an event is shown as the code reads it today.
+    pub async fn erase_legacy_events(
+        &self,
+        customer_id: Uuid,
+        events: &mut [RecordedEvent],
+    ) -> Result<(), PersonalDataError> {
+        let plain: Vec<(usize, OrderEvent)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.aggregate_type == OrderAggregate::TYPE)
+            .filter_map(|(i, e)| {
+                OrderEvent::from_stored(&e.event_type, e.schema_version, e.payload.clone())
+                    .ok()
+                    .filter(PersonalData::has_plain_personal_data)
+                    .map(|event| (i, event))
+            })
+            .collect();
+        if plain.is_empty()
+            || !matches!(
+                self.key_for_read(customer_id).await?,
+                Some(Cached::Forgotten)
+            )
+        {
+            return Ok(());
+        }
+        for (i, mut event) in plain {
+            let erased: Result<(), std::convert::Infallible> =
+                event.seal_personal_data(&mut |_, _| Ok(Sealed::erased()));
+            if erased.is_ok() {
+                events[i].payload = event.to_payload();
+                events[i].schema_version = event.schema_version();
+            }
+        }
         Ok(())
     }
 
@@ -240,6 +309,34 @@ impl KeyRing {
 
 fn unavailable(error: sqlx::Error) -> PersonalDataError {
     PersonalDataError::Store(error.to_string())
+}
+
+/// Calls `visit` with the customer and the reason of every order object in `value` whose
+/// cancellation reason is plain text.
+fn visit_legacy_reasons(value: &mut Value, visit: &mut impl FnMut(Uuid, &mut Value)) {
+    match value {
+        Value::Object(fields) => {
+            let owner = fields
+                .get("customer_id")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::parse_str(id).ok());
+            if let Some(owner) = owner
+                && let Some(reason) = fields.get_mut(CANCELLATION_REASON.name)
+                && reason
+                    .as_str()
+                    .is_some_and(|r| !r.starts_with(SEALED_PREFIX))
+            {
+                visit(owner, reason);
+            }
+            fields
+                .values_mut()
+                .for_each(|v| visit_legacy_reasons(v, visit));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| visit_legacy_reasons(v, visit)),
+        _ => {}
+    }
 }
 
 fn collect_customers(value: &Value, into: &mut BTreeSet<Uuid>) {

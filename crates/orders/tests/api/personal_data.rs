@@ -513,6 +513,7 @@ async fn an_order_stored_at_schema_version_1_loads_takes_an_address_and_ships(ba
 }
 
 on_both_backends!(
+    a_legacy_plain_cancellation_reason_is_erased_once_its_customer_is_forgotten,
     personal_data_is_sealed_at_rest_shown_to_its_owners_and_erased_once_forgotten,
     an_order_ships_only_once_it_has_an_address,
     an_order_stored_at_schema_version_1_loads_takes_an_address_and_ships,
@@ -581,4 +582,85 @@ async fn another_instance_stops_showing_a_forgotten_customer_s_data_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     println!("the other instance erased it after {:?}", started.elapsed());
+}
+
+/// A cancellation reason stored before sealing existed is plain text in its event and the read
+/// model. It is shown while its customer is known and erased in every view once the customer is
+/// forgotten; the order, its totals and history stay.
+async fn a_legacy_plain_cancellation_reason_is_erased_once_its_customer_is_forgotten(
+    backend: Backend,
+) {
+    use event_store::{EventStore, NewEvent};
+    let app = spawn_app(backend).await;
+    let staff = app.staff();
+    let store = orders::store::Store::open(&app.config.database)
+        .await
+        .unwrap();
+    let (order, customer) = (Uuid::now_v7(), Uuid::now_v7());
+    let marker = format!(
+        "LEGACY{}",
+        Uuid::new_v4().simple().to_string()[..10].to_uppercase()
+    );
+    let created = json!({
+        "order_id": order, "customer_id": customer, "currency": "EUR",
+        "items": [{ "product_id": Uuid::now_v7(), "sku": "OLD-1", "quantity": 1,
+                    "unit_price": { "amount_minor": 700, "currency": "EUR" } }],
+        "total": { "amount_minor": 700, "currency": "EUR" }
+    });
+    store
+        .append_events(
+            order,
+            0,
+            vec![
+                NewEvent::new("Order", "OrderCreated", 1, created),
+                NewEvent::new("Order", "OrderCancelled", 1, json!({ "reason": marker })),
+            ],
+        )
+        .await
+        .unwrap();
+    let position = store.global_position(order, 2).await.unwrap();
+    for body in legacy_views(&app, order, customer, position).await {
+        assert!(body.contains(&marker), "known customer: shown: {body}");
+    }
+    json_of(
+        app.post(&format!("/customers/{customer}/forget"), &staff, None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    for body in legacy_views(&app, order, customer, position).await {
+        assert!(!body.contains(&marker), "forgotten: erased: {body}");
+    }
+    let order_view = app.query(&format!("/orders/{order}"), &staff).await;
+    assert_eq!(order_view["status"], "cancelled");
+    assert_eq!(order_view["total"], 700);
+    assert_eq!(order_view["personal_data"], "erased", "{order_view}");
+    let events = app.query(&format!("/orders/{order}/events"), &staff).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        events["events"][1]["payload"]["personal_data"], "erased",
+        "{events}"
+    );
+    let report = orders::cli::verify::verify(&store).await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// Every view of `order` that shows its cancellation reason, as staff and as its customer.
+async fn legacy_views(app: &TestApp, order: Uuid, customer: Uuid, position: u64) -> Vec<String> {
+    let (staff, own) = (app.staff(), app.customer(customer));
+    let paths = [
+        (format!("/orders/{order}"), &staff),
+        (format!("/orders/{order}"), &own),
+        (format!("/orders/{order}/events"), &staff),
+        (format!("/orders/{order}/events"), &own),
+        (
+            format!("/orders?customer={customer}&min_position={position}"),
+            &staff,
+        ),
+    ];
+    let mut bodies = Vec::new();
+    for (path, token) in paths {
+        bodies.push(app.query(&path, token).await.to_string());
+    }
+    bodies
 }
