@@ -224,6 +224,14 @@ impl Application {
             crate::publishing::banner(&self.config.kafka)
         );
         println!("  API docs:   http://{addr}/docs   (OpenAPI: http://{addr}/openapi.json)");
+        let base = if addr.to_string() == "127.0.0.1:8080" {
+            String::new()
+        } else {
+            format!(" --base-url http://{addr}")
+        };
+        println!(
+            "  console:    http://{addr}/console   (sign in: orders console-link --sub <name>{base})"
+        );
         println!(
             "  get a token: orders token --role staff --sub ops   |   orders token --role customer --sub <customer-uuid>"
         );
