@@ -140,6 +140,7 @@ impl PostgresEventStore {
 
     /// Like [`Self::connect`], with parsed connection options.
     pub async fn connect_with(connect: PgConnectOptions, options: PostgresOptions) -> Result<Self> {
+        let connect = connect.options([crate::connections::JIT_OFF]);
         let pool = PgPoolOptions::new()
             .max_connections(options.background_connections())
             .acquire_timeout(options.acquire_timeout)
