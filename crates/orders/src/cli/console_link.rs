@@ -5,7 +5,6 @@ use std::time::Duration;
 use clap::Args;
 use common::DatabaseConfig;
 
-use crate::auth::{SECRET_FILE, load_secret};
 use crate::console::ConsoleKeys;
 
 /// Settings of `console-link`.
@@ -34,12 +33,8 @@ pub struct ConsoleLinkArgs {
 
 /// Prints the link on stdout.
 pub fn run(args: ConsoleLinkArgs) -> anyhow::Result<()> {
-    let Some(secret) = load_secret(args.jwt_secret.as_deref(), &args.database.data_dir)? else {
-        anyhow::bail!(
-            "no token secret: ORDERS_JWT_SECRET is unset and {} does not exist. Start the service once (`orders serve`) to generate it, or give this command the service's --data-dir or ORDERS_JWT_SECRET",
-            args.database.data_dir.join(SECRET_FILE).display()
-        );
-    };
+    let secret =
+        super::token::existing_secret(args.jwt_secret.as_deref(), &args.database.data_dir)?;
     let token = ConsoleKeys::derive(&secret).issue_link(&args.sub, args.ttl)?;
     outln!("{}", link(&args.base_url, &token));
     Ok(())

@@ -32,15 +32,25 @@ pub struct TokenArgs {
 
 /// Prints the token on stdout.
 pub fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let Some(secret) = load_secret(args.jwt_secret.as_deref(), &args.database.data_dir)? else {
-        anyhow::bail!(
-            "no token secret: ORDERS_JWT_SECRET is unset and {} does not exist. Start the service once (`orders serve`) to generate it, or give this command the service's --data-dir or ORDERS_JWT_SECRET",
-            args.database.data_dir.join(SECRET_FILE).display()
-        );
-    };
+    let secret = existing_secret(args.jwt_secret.as_deref(), &args.database.data_dir)?;
     let token = JwtKeys::new(&secret)
         .with_max_ttl(args.token_max_ttl)
         .issue(&args.sub, args.role, args.ttl)?;
     outln!("{token}");
     Ok(())
+}
+
+/// The service's token secret, configured or in `data_dir`; never creates one, and says where
+/// it looked when there is none.
+pub(super) fn existing_secret(
+    configured: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Vec<u8>> {
+    let Some(secret) = load_secret(configured, data_dir)? else {
+        anyhow::bail!(
+            "no token secret: ORDERS_JWT_SECRET is unset and {} does not exist. Start the service once (`orders serve`) to generate it, or give this command the service's --data-dir or ORDERS_JWT_SECRET",
+            data_dir.join(SECRET_FILE).display()
+        );
+    };
+    Ok(secret)
 }
