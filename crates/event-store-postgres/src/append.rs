@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::postgres::PgConnection;
 use uuid::Uuid;
 
-use crate::errors::{UniqueViolation, unavailable, unique_violation};
+use crate::errors::{UniqueViolation, append_failed, unavailable, unique_violation};
 use crate::rows::unsigned;
 
 /// How often an `Any`/`StreamExists` append retries after losing a race for the next version.
@@ -140,7 +140,7 @@ pub(crate) async fn append(
                     ExpectedVersion::Any | ExpectedVersion::StreamExists => continue,
                     _ => return explain_refusal(connection, request, None).await,
                 },
-                None => return Err(unavailable(error)),
+                None => return Err(append_failed(error)),
             },
         };
         let current: i64 = row.try_get("current_version").map_err(unavailable)?;

@@ -7,20 +7,23 @@
 //! but a database error (an I/O or protocol error) is taken out of the pool and closed; sqlx
 //! itself drains a connection whose query was abandoned half-way before its next query.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleResult};
 use event_store::EventStoreError;
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
+
+use crate::servers::{Servers, means_server_changed};
 
 /// A connection on loan from [`CommandConnections`].
 pub(crate) type Connection = managed::Object<Manager>;
 
-/// Opens connections with the store's connect options; recycles them without a round trip.
+/// Opens connections to the server in use (or the next one that fits, see [`Servers`]);
+/// recycles them without a round trip.
 #[derive(Debug)]
 pub(crate) struct Manager {
-    options: PgConnectOptions,
+    servers: Arc<Servers>,
 }
 
 impl managed::Manager for Manager {
@@ -28,7 +31,20 @@ impl managed::Manager for Manager {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<PgConnection, sqlx::Error> {
-        self.options.connect().await
+        // Every statement on these connections is prepared once and reaches its rows by index
+        // probes whatever the parameters, so planning it again per execution (what PostgreSQL
+        // does for array parameters, whose custom plans look cheaper) only costs CPU: measured,
+        // planning took three times as long as running a load. One generic plan per statement
+        // also means no plan can change with table statistics.
+        self.servers
+            .connect_adjusted(|options| {
+                options.options([
+                    ("plan_cache_mode", "force_generic_plan"),
+                    JIT_OFF,
+                    NO_STATEMENT_TIMEOUT,
+                ])
+            })
+            .await
     }
 
     async fn recycle(&self, _: &mut PgConnection, _: &Metrics) -> RecycleResult<sqlx::Error> {
@@ -45,6 +61,12 @@ impl managed::Manager for Manager {
 /// never pays for them.
 pub(crate) const JIT_OFF: (&str, &str) = ("jit", "off");
 
+/// No statement timeout on the store's connections, whatever the role or database sets: a timeout
+/// that fires while a commit waits for the synchronous standby does not undo the commit, it only
+/// stops the wait, and PostgreSQL then reports success for a commit that may be on one server
+/// only (docs/adr/0020). The store bounds its waits on the client side instead.
+pub(crate) const NO_STATEMENT_TIMEOUT: (&str, &str) = ("statement_timeout", "0");
+
 /// The pool of command connections.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandConnections {
@@ -53,14 +75,8 @@ pub(crate) struct CommandConnections {
 
 impl CommandConnections {
     /// Up to `max` connections opened on demand; waiting for one gives up after `wait`.
-    pub(crate) fn new(options: PgConnectOptions, max: usize, wait: Duration) -> Self {
-        // Every statement on these connections is prepared once and reaches its rows by index
-        // probes whatever the parameters, so planning it again per execution (what PostgreSQL
-        // does for array parameters, whose custom plans look cheaper) only costs CPU: measured,
-        // planning took three times as long as running a load. One generic plan per statement
-        // also means no plan can change with table statistics.
-        let options = options.options([("plan_cache_mode", "force_generic_plan"), JIT_OFF]);
-        let pool = managed::Pool::builder(Manager { options })
+    pub(crate) fn new(servers: Arc<Servers>, max: usize, wait: Duration) -> Self {
+        let pool = managed::Pool::builder(Manager { servers })
             .max_size(max.max(1))
             // The most recently used connection first: under light load one connection stays
             // hot (its prepared statements ready) and the others stay idle.
@@ -98,9 +114,10 @@ impl CommandConnections {
     }
 }
 
-/// Gives `connection` back unless `error` says the connection itself is broken.
+/// Gives `connection` back unless `error` says the connection itself is broken, or that its
+/// server no longer accepts writes (a demoted primary: the next connection goes elsewhere).
 pub(crate) fn release_after(connection: Connection, error: Option<&sqlx::Error>) {
-    if error.is_some_and(|e| e.as_database_error().is_none()) {
+    if error.is_some_and(|e| e.as_database_error().is_none() || means_server_changed(e)) {
         drop(managed::Object::take(connection));
     }
 }
@@ -121,7 +138,11 @@ mod tests {
     async fn no_connection_of_the_store_compiles_queries() {
         let database = test_support::postgres::fresh_database().await;
         let options: PgConnectOptions = database.url().parse().unwrap();
-        let commands = super::CommandConnections::new(options, 1, Duration::from_secs(5));
+        let servers = crate::Servers::new(crate::ServerList::single(
+            options,
+            crate::SessionAttrs::ReadWrite,
+        ));
+        let commands = super::CommandConnections::new(servers, 1, Duration::from_secs(5));
         let mut command = commands.get().await.unwrap();
         let settings: (String, String) =
             sqlx::query_as("SELECT current_setting('jit'), current_setting('plan_cache_mode')")

@@ -41,3 +41,19 @@ pub(crate) fn unavailable(error: sqlx::Error) -> EventStoreError {
 pub(crate) fn unavailable_because(why: &str) -> EventStoreError {
     EventStoreError::unavailable(std::io::Error::other(why.to_owned()))
 }
+
+/// An error of a statement that appends: a database error means the statement failed and
+/// nothing was written; a broken connection (I/O, protocol) means it may have committed before
+/// the answer was lost, and only a later read can tell.
+pub(crate) fn append_failed(error: sqlx::Error) -> EventStoreError {
+    if error.as_database_error().is_some() {
+        return unavailable(error);
+    }
+    tracing::warn!(error = %error, "the connection broke during an append: its outcome is unknown");
+    EventStoreError::OutcomeUnknown(Box::new(error))
+}
+
+/// [`append_failed`] for every append of a batch that shared one statement.
+pub(crate) fn outcome_unknown_because(why: &str) -> EventStoreError {
+    EventStoreError::OutcomeUnknown(Box::new(std::io::Error::other(why.to_owned())))
+}

@@ -20,9 +20,6 @@ pub(crate) const FEED_CHANNEL: &str = "orders_feed";
 /// Pause before listening again after the listener connection failed.
 const RELISTEN_BACKOFF: Duration = Duration::from_secs(1);
 
-/// The highest position; `MAX` on the primary key is one index probe whatever the statistics.
-const HEAD_SQL: &str = "SELECT MAX(position) FROM event_positions";
-
 /// The commit time of position `$1`: two primary-key probes.
 const COMMITTED_AT_SQL: &str = "SELECT (SELECT e.recorded_at FROM events e WHERE e.seq = p.seq)
      FROM event_positions p WHERE p.position = $1";
@@ -32,14 +29,6 @@ const COMMITTED_AT_SQL: &str = "SELECT (SELECT e.recorded_at FROM events e WHERE
 const BACKLOG_SQL: &str = "SELECT (SELECT COUNT(*) FROM feed_queue) AS events,
         COALESCE(EXTRACT(EPOCH FROM now() - (SELECT e.recorded_at FROM events e
             WHERE e.seq = (SELECT MIN(seq) FROM feed_queue)))::float8, 0) AS oldest";
-
-pub(crate) async fn head(pool: &PgPool) -> Result<u64> {
-    let head: Option<i64> = sqlx::query_scalar(HEAD_SQL)
-        .fetch_one(pool)
-        .await
-        .map_err(unavailable)?;
-    unsigned(head.unwrap_or(0), "position")
-}
 
 pub(crate) async fn committed_at(pool: &PgPool, position: u64) -> Result<Option<DateTime<Utc>>> {
     let Ok(position) = i64::try_from(position) else {

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::append::{self, accepted_range};
 use crate::connections::{CommandConnections, release_after};
-use crate::errors::{unavailable, unavailable_because};
+use crate::errors::{outcome_unknown_because, unavailable, unavailable_because};
 use crate::rows::unsigned;
 
 /// Most appends in one batch: beyond this the statement's arrays grow without saving commits.
@@ -269,12 +269,13 @@ impl Batch {
                     alone
                 }
                 Err(error) if error.as_database_error().is_none() => {
-                    // The connection broke: every append of the batch fails the same way.
+                    // The connection broke while the batch's statement was out: it may have
+                    // committed. Every append of the batch gets the same unknown outcome.
                     let why = error.to_string();
                     drop(unavailable(error)); // logs it once for the batch
                     drop(deadpool::managed::Object::take(connection));
                     for pending in self.pending {
-                        let _ = pending.reply.send(Err(unavailable_because(&why)));
+                        let _ = pending.reply.send(Err(outcome_unknown_because(&why)));
                     }
                     return;
                 }
@@ -287,7 +288,10 @@ impl Batch {
         let mut broken = false;
         for pending in alone {
             let result = append::append(&mut connection, &pending.request).await;
-            broken |= matches!(result, Err(EventStoreError::Unavailable(_)));
+            broken |= matches!(
+                result,
+                Err(EventStoreError::Unavailable(_) | EventStoreError::OutcomeUnknown(_))
+            );
             answers.push((pending.reply, result));
         }
         if broken {

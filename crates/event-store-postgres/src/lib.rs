@@ -24,6 +24,7 @@
 
 mod append;
 mod connections;
+mod durable;
 mod errors;
 mod feed;
 mod group_commit;
@@ -33,9 +34,11 @@ mod load;
 mod plans;
 mod rows;
 pub mod sequencer;
+pub mod servers;
 mod store;
 
 pub use group_commit::GroupCommitOptions;
+pub use servers::{Role, ServerList, Servers, SessionAttrs};
 pub use store::{PostgresEventStore, PostgresOptions};
 
 /// The PostgreSQL schema migrations, embedded in the binary.

@@ -194,7 +194,7 @@ async fn no_statement_scans_a_growing_table_without_statistics() {
         (
             "feed page",
             explain(&pool, &store::feed_sql(), |q| {
-                q.bind(5_000_i64).bind(500_i64)
+                q.bind(5_000_i64).bind(500_i64).bind(9_000_i64)
             })
             .await,
         ),
@@ -222,7 +222,7 @@ async fn no_statement_scans_a_growing_table_without_statistics() {
         explain_generic(&pool, append::APPEND_SQL, 13).await,
         explain_generic(&pool, group_commit::BATCH_SQL, 15).await,
         explain_generic(&pool, append::CURRENT_VERSION_SQL, 1).await,
-        explain_generic(&pool, &store::feed_sql(), 2).await,
+        explain_generic(&pool, &store::feed_sql(), 3).await,
         explain_generic(&pool, &store::events_from_version_sql(), 2).await,
         explain_generic(&pool, store::POSITION_OF_SQL, 2).await,
         explain_generic(&pool, store::PURGE_IDEMPOTENCY_SQL, 2).await,

@@ -12,12 +12,14 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use uuid::Uuid;
 
 use crate::connections::{CommandConnections, release_after};
+use crate::durable::DurableHead;
 use crate::errors::unavailable;
 use crate::feed::SharedWakeups;
 use crate::group_commit::{GroupCommit, GroupCommitOptions};
 use crate::group_load::GroupLoad;
 use crate::rows::{EVENT_COLUMNS, FEED_COLUMNS, feed_event, recorded_event, signed, unsigned};
 use crate::sequencer::Sequencer;
+use crate::servers::{ServerList, Servers, SessionAttrs, Watcher};
 use crate::{MIGRATOR, append, load};
 
 /// How long [`EventStore::global_position`] waits for the sequencer before giving up.
@@ -28,14 +30,14 @@ const POSITION_TIMEOUT: Duration = Duration::from_secs(10);
 /// (measured with store-bench's 100-event appends).
 const GROUP_COMMIT_BELOW_EVENTS: usize = 16;
 
-/// The feed's rows after position `$1`, at most `$2`: positions first, then each event by its
+/// The feed's rows after position `$1` up to the durable head `$3`, at most `$2`: positions first, then each event by its
 /// primary key, a nested loop whatever the statistics say (`OFFSET 0` keeps the planner from
 /// flattening the lateral subquery into a join it might run as a scan).
 pub(crate) fn feed_sql() -> String {
     format!(
         "SELECT {FEED_COLUMNS} FROM (
              SELECT position, seq FROM event_positions
-             WHERE position > $1 ORDER BY position LIMIT $2
+             WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2
          ) AS feed CROSS JOIN LATERAL (
              SELECT * FROM events WHERE events.seq = feed.seq OFFSET 0
          ) AS e
@@ -118,59 +120,112 @@ pub struct PostgresEventStore {
     group_load: Option<GroupLoad>,
     sequencer: Option<Arc<Sequencer>>,
     wakeups: Arc<SharedWakeups>,
+    servers: Arc<Servers>,
+    /// Moves every connection to the new primary after a failover (several servers only).
+    _watcher: Option<Arc<Watcher>>,
+    durable: Arc<DurableHead>,
 }
 
 impl PostgresEventStore {
-    /// The feed's rows after `after` ([`feed_sql`]).
+    /// The feed's rows after `after` up to the durable head ([`feed_sql`]).
     async fn feed_rows(&self, after: u64, limit: usize) -> Result<Vec<sqlx::postgres::PgRow>> {
+        let wanted = after.saturating_add(u64::try_from(limit).unwrap_or(u64::MAX));
+        let durable = self.durable.at_least(wanted, &self.pool).await?;
+        if durable <= after {
+            return Ok(Vec::new());
+        }
         sqlx::query(AssertSqlSafe(feed_sql()))
             .bind(signed(after)?)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(signed(durable)?)
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)
     }
 
-    /// Connects to `url` and starts the sequencer and group-commit writer on the current runtime.
+    /// Connects to `url` (one server, or several the way libpq writes them:
+    /// `postgres://h1:5432,h2:5433/db?target_session_attrs=read-write`, where `read-write` is
+    /// the default) and starts the sequencer and group-commit writer on the current runtime.
     /// Does not migrate: call [`Self::migrate`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self> {
-        let connect: PgConnectOptions = url.parse().map_err(unavailable)?;
-        Self::connect_with(connect, options).await
+        let servers = ServerList::parse(url, SessionAttrs::ReadWrite).map_err(unavailable)?;
+        Self::connect_servers(servers, options).await
     }
 
-    /// Like [`Self::connect`], with parsed connection options.
+    /// Like [`Self::connect`], with parsed connection options of one server.
     pub async fn connect_with(connect: PgConnectOptions, options: PostgresOptions) -> Result<Self> {
-        let connect = connect.options([crate::connections::JIT_OFF]);
+        Self::connect_servers(
+            ServerList::single(connect, SessionAttrs::ReadWrite),
+            options,
+        )
+        .await
+    }
+
+    /// Like [`Self::connect`], with a parsed server list. Fails when no server of the list has
+    /// the role it asks for.
+    pub async fn connect_servers(list: ServerList, options: PostgresOptions) -> Result<Self> {
+        let servers = Servers::new(list.map_options(|o| {
+            o.options([
+                crate::connections::JIT_OFF,
+                crate::connections::NO_STATEMENT_TIMEOUT,
+            ])
+        }));
+        // Find the server to use now: a clear error at start-up when none fits.
+        let first = servers.connect().await.map_err(unavailable)?;
+        drop(first);
+        let checker = Arc::downgrade(&servers);
         let pool = PgPoolOptions::new()
             .max_connections(options.background_connections())
             .acquire_timeout(options.acquire_timeout)
             // The server is asked when a connection is given back anyway; asking again when it
             // is taken only adds a round trip.
             .test_before_acquire(false)
-            .connect_with(connect.clone())
-            .await
-            .map_err(unavailable)?;
+            // Every new connection checks its server's role once; a misfit is refused (the pool
+            // tries again) and the watcher looks for the server that fits.
+            .after_connect(move |connection, _| {
+                let servers = checker.upgrade();
+                Box::pin(async move {
+                    let Some(servers) = servers else {
+                        return Ok(());
+                    };
+                    servers
+                        .check(connection)
+                        .await
+                        .inspect_err(|_| servers.suspect())
+                })
+            })
+            .connect_lazy_with(servers.current_options());
+        servers.follow_with(&pool);
         let commands = CommandConnections::new(
-            connect,
+            servers.clone(),
             options.max_connections as usize,
             options.acquire_timeout,
         );
-        Ok(Self::assemble(pool, commands, &options))
+        Ok(Self::assemble(pool, commands, servers, &options))
     }
 
     /// Wraps an existing pool (the command path gets connections of its own with the pool's
     /// connect options) and starts the sequencer and writer with the default options.
     pub fn from_pool(pool: PgPool) -> Self {
         let options = PostgresOptions::default();
-        let commands = CommandConnections::new(
+        let servers = Servers::new(ServerList::single(
             pool.connect_options().as_ref().clone(),
+            SessionAttrs::ReadWrite,
+        ));
+        let commands = CommandConnections::new(
+            servers.clone(),
             options.max_connections as usize,
             options.acquire_timeout,
         );
-        Self::assemble(pool, commands, &options)
+        Self::assemble(pool, commands, servers, &options)
     }
 
-    fn assemble(pool: PgPool, commands: CommandConnections, options: &PostgresOptions) -> Self {
+    fn assemble(
+        pool: PgPool,
+        commands: CommandConnections,
+        servers: Arc<Servers>,
+        options: &PostgresOptions,
+    ) -> Self {
         let sequencer = options
             .sequencer
             .then(|| Arc::new(Sequencer::spawn(pool.clone())));
@@ -182,6 +237,9 @@ impl PostgresEventStore {
         let group_load = options
             .group_commit
             .map(|_| GroupLoad::spawn(commands.clone()));
+        // One server has nowhere else to go: nothing to watch.
+        let watcher =
+            (servers.list().labels().count() > 1).then(|| Arc::new(servers.spawn_watcher()));
         Self {
             pool,
             commands,
@@ -189,7 +247,15 @@ impl PostgresEventStore {
             group_load,
             sequencer,
             wakeups: Arc::default(),
+            servers,
+            _watcher: watcher,
+            durable: Arc::default(),
         }
+    }
+
+    /// The servers this store may use and the one it uses now.
+    pub fn servers(&self) -> &Servers {
+        &self.servers
     }
 
     /// Applies the embedded migrations that are not applied yet.
@@ -244,7 +310,10 @@ impl PostgresEventStore {
     async fn append_alone(&self, request: &AppendRequest) -> Result<AppendResult> {
         let mut connection = self.commands.get().await?;
         let result = append::append(&mut connection, request).await;
-        if matches!(result, Err(EventStoreError::Unavailable(_))) {
+        if matches!(
+            result,
+            Err(EventStoreError::Unavailable(_) | EventStoreError::OutcomeUnknown(_))
+        ) {
             drop(deadpool::managed::Object::take(connection));
         }
         result
@@ -396,7 +465,13 @@ impl EventStore for PostgresEventStore {
                 aggregate_id,
                 version,
             }),
-            Some(position) => position.map(|p| unsigned(p, "position")).transpose(),
+            Some(None) => Ok(None),
+            Some(Some(position)) => {
+                // A position is shown only once it is durable (see `durable.rs`).
+                let position = unsigned(position, "position")?;
+                let durable = self.durable.at_least(position, &self.pool).await?;
+                Ok((position <= durable).then_some(position))
+            }
         }
     }
 
@@ -446,11 +521,22 @@ impl EventStore for PostgresEventStore {
         }
     }
 
+    /// Asks the server in use whether it still has the role the URL asks for (by default:
+    /// accepts writes), not merely whether it answers.
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let mut connection = self.pool.acquire().await.map_err(unavailable)?;
+        if self.servers.list().attrs() == SessionAttrs::Any {
+            sqlx::query("SELECT 1")
+                .execute(&mut *connection)
+                .await
+                .map_err(unavailable)?;
+            return Ok(());
+        }
+        if let Err(error) = self.servers.check(&mut connection).await {
+            self.servers.suspect();
+            connection.close_on_drop();
+            return Err(unavailable(error));
+        }
         Ok(())
     }
 }
@@ -468,8 +554,9 @@ impl Feed for PostgresEventStore {
         rows.iter().map(feed_event).collect()
     }
 
+    /// The durable head: the feed shows nothing past it (see `durable.rs`).
     async fn head(&self) -> Result<u64> {
-        crate::feed::head(&self.pool).await
+        self.durable.refresh(&self.pool).await
     }
 
     async fn committed_at(&self, position: u64) -> Result<Option<chrono::DateTime<chrono::Utc>>> {

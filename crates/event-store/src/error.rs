@@ -64,6 +64,13 @@ pub enum EventStoreError {
     /// The database failed or is unreachable. HTTP: 503, details only in the log.
     #[error("event store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The connection was lost while an append was on its way to the database: it may have
+    /// committed or not (on PostgreSQL, a failover in the middle of a commit). Nothing in the
+    /// store says which until the stream is read again; a retry with the same idempotency key
+    /// answers with the original outcome if it committed and runs the command if it did not.
+    /// HTTP: 503 with a problem that says so.
+    #[error("the append's outcome is unknown: the connection to the store was lost during it")]
+    OutcomeUnknown(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl EventStoreError {

@@ -4,6 +4,7 @@
 //! they are never skipped.
 
 pub mod cluster;
+pub mod ha;
 pub mod pgwire;
 pub mod postgres;
 pub mod proxy;
