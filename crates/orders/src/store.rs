@@ -5,7 +5,7 @@ use event_store::{
     AppendRequest, AppendResult, EventStore, Feed, FeedBacklog, FeedEvent, FeedWakeups,
     IdempotencyRecord, LoadRequest, RecordedEvent, Result, Snapshot, StreamLoad,
 };
-use event_store_postgres::{PostgresEventStore, PostgresOptions};
+use event_store_postgres::{PostgresEventStore, PostgresOptions, ServerList, SessionAttrs};
 use event_store_sqlite::{SqliteEventStore, SqliteOptions};
 use uuid::Uuid;
 
@@ -80,17 +80,17 @@ impl Store {
                     ..PostgresOptions::default()
                 };
                 // Every transaction of these connections is read-only: an inspection cannot
-                // write, whatever a later change to the commands does.
-                let connect = url
-                    .parse::<sqlx::postgres::PgConnectOptions>()
+                // write, whatever a later change to the commands does. It still runs on the
+                // primary: only there is the feed's durable head known.
+                let servers = ServerList::parse(url, SessionAttrs::ReadWrite)
                     .map_err(|e| {
                         anyhow::anyhow!(
                             "DATABASE_URL {} is not a PostgreSQL URL: {e}",
                             common::config::redact_password(url)
                         )
                     })?
-                    .options([("default_transaction_read_only", "on")]);
-                let store = PostgresEventStore::connect_with(connect, options)
+                    .read_only_sessions();
+                let store = PostgresEventStore::connect_servers(servers, options)
                     .await
                     .map_err(|error| explain_postgres(error, url))?;
                 Self::Postgres(store)
@@ -120,6 +120,14 @@ impl Store {
         match self {
             Self::Postgres(store) => store.migrate().await,
             Self::Sqlite(store) => store.migrate().await,
+        }
+    }
+
+    /// `host:port` of the PostgreSQL server in use, if it was found fitting (none for SQLite).
+    pub fn primary(&self) -> Option<String> {
+        match self {
+            Self::Postgres(store) => store.servers().current().map(str::to_owned),
+            Self::Sqlite(_) => None,
         }
     }
 
@@ -203,6 +211,7 @@ impl EventStore for Store {
             Ok(_) => "appended",
             Err(e) if e.is_conflict() => "conflict",
             Err(event_store::EventStoreError::Unavailable(_)) => "unavailable",
+            Err(event_store::EventStoreError::OutcomeUnknown(_)) => "outcome_unknown",
             Err(_) => "rejected",
         };
         metrics::counter!("event_store_appends_total", "outcome" => outcome).increment(1);
@@ -273,10 +282,13 @@ fn explain_postgres(error: event_store::EventStoreError, url: &str) -> anyhow::E
     if !missing {
         return error.into();
     }
-    let name = url
-        .parse::<sqlx::postgres::PgConnectOptions>()
+    let name = ServerList::parse(url, SessionAttrs::ReadWrite)
         .ok()
-        .and_then(|options| options.get_database().map(str::to_owned))
+        .and_then(|list| {
+            list.options()
+                .next()
+                .and_then(|options| options.get_database().map(str::to_owned))
+        })
         .unwrap_or_else(|| "orders".to_owned());
     anyhow::anyhow!(
         "the database {name:?} does not exist on {}; create it with `createdb {name}` (or `psql -c 'CREATE DATABASE \"{name}\"'`), then start the service or run `orders migrate`",

@@ -67,6 +67,31 @@ pub fn describe() {
         "Idempotency records deleted after ORDERS_IDEMPOTENCY_RETENTION"
     );
     describe_gauge!(
+        "event_store_primary",
+        "1 for the PostgreSQL server (label server=host:port) connections go to, 0 for the others"
+    );
+    describe_gauge!(
+        "event_store_primary_reachable",
+        "1 while a server of DATABASE_URL that accepts writes answers, 0 while none does"
+    );
+    describe_counter!(
+        "event_store_failovers_total",
+        "Times the service moved its connections to another PostgreSQL server"
+    );
+    describe_counter!(
+        "event_store_connection_errors_total",
+        "Failed connection attempts by kind (unreachable, timeout, wrong_role, refused, tls, other)"
+    );
+    describe_gauge!(
+        "event_store_commits_replicated",
+        "1 while commits wait for a synchronous standby that is connected; 0 on one server or \
+         while no synchronous standby is connected (alert on 0 in an HA formation)"
+    );
+    describe_gauge!(
+        "event_store_synchronous_standbys",
+        "Synchronous standbys connected to the primary"
+    );
+    describe_gauge!(
         "db_pool_connections",
         "Database connections by state (in_use, idle)"
     );

@@ -28,6 +28,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(ToString::to_string)
             .map_err(|e| e.to_string()),
     });
+    if let Ok(common::DatabaseBackend::Postgres { url }) = &backend {
+        checks.push(Check {
+            name: "database servers",
+            result: servers(url).await,
+        });
+    }
     if backend.is_ok() {
         checks.push(Check {
             name: "database",
@@ -110,6 +116,37 @@ async fn database(args: &ServeArgs) -> Result<String, String> {
             store.kind()
         ),
     })
+}
+
+/// Every server `DATABASE_URL` names and what it is now; fails when none accepts writes.
+async fn servers(url: &str) -> Result<String, String> {
+    use event_store_postgres::{ServerList, Servers, SessionAttrs};
+    let list = ServerList::parse(url, SessionAttrs::ReadWrite)
+        .map_err(|e| format!("DATABASE_URL cannot be read: {e}"))?;
+    let attrs = list.attrs();
+    let survey = Servers::new(list).survey().await;
+    let primaries = survey
+        .iter()
+        .filter(|(_, role)| matches!(role, Ok(role) if !role.in_recovery))
+        .count();
+    let lines = survey
+        .into_iter()
+        .map(|(server, role)| match role {
+            Ok(role) => format!("{server} {role}"),
+            Err(why) => format!("{server} unreachable ({why})"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    match (primaries, attrs) {
+        (0, SessionAttrs::ReadWrite | SessionAttrs::Primary) => Err(format!(
+            "no server accepts writes: {lines}. The service waits for a primary (a failover in \
+             progress?) and answers 503 until one is back"
+        )),
+        (2.., _) => Err(format!(
+            "{primaries} servers accept writes (split brain?): {lines}"
+        )),
+        _ => Ok(format!("{lines} (target_session_attrs={})", attrs.as_str())),
+    }
 }
 
 async fn redis(url: Option<&str>) -> Result<String, String> {

@@ -112,6 +112,10 @@ impl From<EventStoreError> for Problem {
                 tracing::error!(error = ?error, "event store unavailable");
                 Problem::unavailable()
             }
+            EventStoreError::OutcomeUnknown(_) => {
+                tracing::error!(error = ?error, "a command's commit outcome is unknown");
+                Problem::outcome_unknown()
+            }
             _ => {
                 tracing::error!(error = ?error, "event store error");
                 Problem::internal()
@@ -172,6 +176,10 @@ mod tests {
             (
                 EventStoreError::Unavailable("connection refused".into()),
                 (503, "store-unavailable", None),
+            ),
+            (
+                EventStoreError::OutcomeUnknown("connection reset".into()),
+                (503, "commit-outcome-unknown", None),
             ),
             (
                 EventStoreError::Corrupt("bad row".into()),

@@ -16,7 +16,8 @@ pub async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The service can take traffic: the store answers and shutdown has not begun.
+/// The service can take traffic: the store answers (on PostgreSQL: the server in use accepts
+/// writes, and the answer names it as `primary`) and shutdown has not begun.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "Store unreachable or shutting down")))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.shutting_down.load(Ordering::SeqCst) {
@@ -26,10 +27,14 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         );
     }
     match state.handler.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "store": state.handler.store().kind() })),
-        ),
+        Ok(()) => {
+            let store = state.handler.store();
+            let mut body = json!({ "status": "ok", "store": store.kind() });
+            if let Some(primary) = store.primary() {
+                body["primary"] = json!(primary);
+            }
+            (StatusCode::OK, Json(body))
+        }
         Err(error) => {
             tracing::warn!(%error, "readiness: store unreachable");
             (

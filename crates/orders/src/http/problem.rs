@@ -73,6 +73,19 @@ impl Problem {
         )
     }
 
+    /// 503 for a command whose commit may or may not have happened: the connection to the
+    /// database was lost during it (a failover). The retry with the same key resolves it.
+    pub fn outcome_unknown() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "commit-outcome-unknown",
+            "the connection to the database was lost while this command was being committed, so \
+             it may or may not have been applied; retry it with the same Idempotency-Key to get \
+             its outcome (the original answer if it was applied, a fresh execution if not). \
+             Without a key, read the order before sending it again",
+        )
+    }
+
     /// 503 with no internal detail: the details are in the log.
     pub fn unavailable() -> Self {
         Self::new(
