@@ -10,10 +10,13 @@
 //! `orders feed tail`) therefore reads the feed only up to the *durable head*: the highest
 //! position whose numbering is known to be flushed on every synchronous standby.
 //!
-//! How it is known: one statement reads the feed's head and the primary's WAL insert position
-//! `L` under one snapshot. Every commit that snapshot sees was written to the WAL before `L`, so
-//! once each synchronous standby reports a flush position at or past `L`, everything up to that
-//! head is on the standbys. The head read now becomes durable when a later reading shows the
+//! How it is known: one statement reads the feed's head and the primary's WAL flush position
+//! `L` under one snapshot. A commit (with `synchronous_commit` at `local` or above) is flushed
+//! before it becomes visible, cancelled wait or not, so every commit that snapshot sees ends
+//! before `L`; once each synchronous standby reports a flush position at or past `L`, everything
+//! up to that head is on the standbys. (With `synchronous_commit = off` a commit is visible before
+//! it is flushed: the WAL insert position is used instead, which later WAL without a commit, such
+//! as hint-bit page images, can hold back until the next flush.) The head read now becomes durable when a later reading shows the
 //! standbys past its `L`. Without synchronous standbys configured
 //! (`synchronous_standby_names` empty: one server) the head is durable as soon as it is
 //! committed. See docs/adr/0020-surviving-the-loss-of-the-primary.md.
@@ -26,16 +29,31 @@ use sqlx::{PgPool, Row};
 use crate::errors::unavailable;
 use crate::rows::unsigned;
 
-/// The feed's head, the WAL insert position, whether commits wait for standbys, and the lowest
+/// The feed's head, the WAL position every visible commit ends before, whether commits wait for standbys, and the lowest
 /// flush position among the synchronous standbys (NULL when none is connected, or when the role
 /// may not see replication progress: it needs `pg_monitor`).
 const GATE_SQL: &str = "SELECT
     (SELECT MAX(position) FROM event_positions) AS head,
-    pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::int8 AS written,
+    pg_wal_lsn_diff(CASE current_setting('synchronous_commit')
+        WHEN 'off' THEN pg_current_wal_insert_lsn()
+        ELSE pg_current_wal_flush_lsn() END, '0/0')::int8 AS written,
     current_setting('synchronous_standby_names') <> '' AS gated,
     (SELECT COUNT(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')) AS standbys,
     (SELECT pg_wal_lsn_diff(MIN(flush_lsn), '0/0')::int8 FROM pg_stat_replication
       WHERE sync_state IN ('sync', 'quorum')) AS flushed";
+
+/// The standbys' lowest flush position, alone: what [`DurableHead::refresh`] polls while the
+/// standbys catch up with a reading.
+const FLUSHED_SQL: &str = "SELECT pg_wal_lsn_diff(MIN(flush_lsn), '0/0')::int8
+    FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')";
+
+/// How long [`DurableHead::refresh`] waits for the standbys to flush past a reading, polling
+/// every [`CATCH_UP_POLL`]. A synchronous standby is normally there within a millisecond or two
+/// of the commit (the commit waited for it); WAL that no commit has flushed yet can take up to
+/// the WAL writer's 200 ms. A one-shot reader (`orders verify`, `orders feed tail`) needs the
+/// answer now; a standby that is gone costs a reader this much per read, no more.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_millis(250);
+const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What the store knows about the durable head.
 #[derive(Debug, Default)]
@@ -81,6 +99,34 @@ impl DurableHead {
         let gated: bool = row.try_get("gated").map_err(unavailable)?;
         let standbys: i64 = row.try_get("standbys").map_err(unavailable)?;
         let flushed: Option<i64> = row.try_get("flushed").map_err(unavailable)?;
+        let durable = self.record(head, written, gated, standbys, flushed);
+        if durable >= head {
+            return Ok(durable);
+        }
+        // The standbys are a little behind this reading: wait for them, briefly.
+        let started = std::time::Instant::now();
+        while started.elapsed() < CATCH_UP {
+            tokio::time::sleep(CATCH_UP_POLL).await;
+            let flushed: Option<i64> = sqlx::query_scalar(FLUSHED_SQL)
+                .fetch_one(pool)
+                .await
+                .map_err(unavailable)?;
+            if flushed.is_some_and(|flushed| flushed >= written) {
+                return Ok(self.record(head, written, true, standbys, flushed));
+            }
+        }
+        Ok(self.known())
+    }
+
+    /// Takes one reading into account and returns the durable head.
+    fn record(
+        &self,
+        head: u64,
+        written: i64,
+        gated: bool,
+        standbys: i64,
+        flushed: Option<i64>,
+    ) -> u64 {
         let mut known = self.lock();
         metrics::gauge!("event_store_commits_replicated").set(if gated && flushed.is_some() {
             1.0
@@ -91,7 +137,7 @@ impl DurableHead {
         if !gated {
             known.durable = known.durable.max(head);
             known.candidate = None;
-            return Ok(known.durable);
+            return known.durable;
         }
         if standbys > 0 && flushed.is_none() && !known.warned {
             known.warned = true;
@@ -102,7 +148,7 @@ impl DurableHead {
             );
         }
         known.advance(head, written, flushed);
-        Ok(known.durable)
+        known.durable
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
