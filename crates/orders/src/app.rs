@@ -138,7 +138,7 @@ impl Application {
             load_or_create_secret(config.jwt_secret.as_deref(), &config.database.data_dir)?;
         let master =
             MasterKey::load_or_create(config.master_key.as_deref(), &config.database.data_dir)?;
-        let ring = KeyRing::open(KeyTable::for_store(&store), master).await?;
+        let ring = KeyRing::new(KeyTable::for_store(&store), master);
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; set ORDERS_LISTEN or --listen to a free address",
@@ -302,10 +302,6 @@ async fn console_parts(
     shutdown: &watch::Sender<bool>,
 ) -> anyhow::Result<Console> {
     let links = LinkTable::for_store(store);
-    links
-        .create()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create the console_links table: {e}"))?;
     let relay = relay.map(|handle| RelayView {
         checkpoint_name: format!("kafka-relay:{}", config.kafka.topic),
         topic: config.kafka.topic.clone(),

@@ -57,19 +57,41 @@ impl Store {
     /// Nothing is created or migrated, and no sequencer or group-commit writer is started; a
     /// database that is missing or behind is an error that says which command sets it up.
     pub async fn open_existing(config: &DatabaseConfig) -> anyhow::Result<Self> {
-        let store = Self::connect_existing(config).await?;
-        let pending = store.pending_migrations().await?;
+        Self::connect(config, Access::Inspect)
+            .await?
+            .at_current_schema(config)
+            .await
+    }
+
+    /// Opens the configured database for a tool that writes (`projections rebuild`,
+    /// `projections parked retry|skip`, `customers forget`, `keys rotate-master`): like
+    /// [`Self::open_existing`] it must exist at this build's schema and nothing is migrated or
+    /// started in the background (a running service's sequencer numbers what the tool appends),
+    /// but its sessions may write.
+    pub async fn open_for_tool(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        Self::connect(config, Access::Write)
+            .await?
+            .at_current_schema(config)
+            .await
+    }
+
+    async fn at_current_schema(self, config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let pending = self.pending_migrations().await?;
         anyhow::ensure!(
             pending.is_empty(),
             "{} is not at this version's schema ({} migration(s) not applied); run `orders migrate` first",
             config.backend()?,
             pending.len()
         );
-        Ok(store)
+        Ok(self)
     }
 
     /// Like [`Self::open_existing`], without the schema check (`doctor` reports it instead).
     pub async fn connect_existing(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        Self::connect(config, Access::Inspect).await
+    }
+
+    async fn connect(config: &DatabaseConfig, access: Access) -> anyhow::Result<Self> {
         let backend = config.backend()?;
         let store = match &backend {
             DatabaseBackend::Postgres { url } => {
@@ -79,17 +101,19 @@ impl Store {
                     sequencer: false,
                     ..PostgresOptions::default()
                 };
-                // Every transaction of these connections is read-only: an inspection cannot
+                let servers = ServerList::parse(url, SessionAttrs::ReadWrite).map_err(|e| {
+                    anyhow::anyhow!(
+                        "DATABASE_URL {} is not a PostgreSQL URL: {e}",
+                        common::config::redact_password(url)
+                    )
+                })?;
+                // Every transaction of an inspection's connections is read-only: it cannot
                 // write, whatever a later change to the commands does. It still runs on the
                 // primary: only there is the feed's durable head known.
-                let servers = ServerList::parse(url, SessionAttrs::ReadWrite)
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "DATABASE_URL {} is not a PostgreSQL URL: {e}",
-                            common::config::redact_password(url)
-                        )
-                    })?
-                    .read_only_sessions();
+                let servers = match access {
+                    Access::Inspect => servers.read_only_sessions(),
+                    Access::Write => servers,
+                };
                 let store = PostgresEventStore::connect_servers(servers, options)
                     .await
                     .map_err(|error| explain_postgres(error, url))?;
@@ -270,6 +294,15 @@ impl EventStore for Store {
     async fn ping(&self) -> Result<()> {
         delegate!(self, s => s.ping().await)
     }
+}
+
+/// What a tool does with the database it opens.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    /// Reads only: every session is read-only.
+    Inspect,
+    /// Writes (events, read-model rows, keys), without migrating or background tasks.
+    Write,
 }
 
 /// A connection failure, with the way out when the database itself is missing (SQLSTATE 3D000).

@@ -759,9 +759,7 @@ async fn reveal_rotate_and_forget_from_the_cli(database_url: Option<String>) {
     };
     let store = orders::store::Store::open(&config).await.unwrap();
     let master = MasterKey::load_or_create(None, dir.path()).unwrap();
-    let ring = KeyRing::open(KeyTable::for_store(&store), master)
-        .await
-        .unwrap();
+    let ring = KeyRing::new(KeyTable::for_store(&store), master);
     let handler =
         orders::commands::CommandHandler::new(store, Default::default()).with_key_ring(ring);
     let create = domain::testing::fixtures::create_order();

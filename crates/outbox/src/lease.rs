@@ -122,7 +122,7 @@ impl Lease {
                     .await?
             }
         };
-        Ok(unsigned(position))
+        unsigned(position)
     }
 
     /// Stores `position` as the checkpoint. Fails if the lease was lost.

@@ -175,24 +175,19 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
     };
 
     let master = MasterKey::generate();
-    let pg_ring = KeyRing::open(
+    let pg_ring = KeyRing::new(
         KeyTable::Postgres(with_group.pool().clone()),
         master.clone(),
-    )
-    .await?;
-    let sqlite_ring = match &sqlite {
-        Some((store, _)) => Some(
-            KeyRing::open(
-                KeyTable::Sqlite {
-                    writer: store.writer().clone(),
-                    reader: store.reader().clone(),
-                },
-                master,
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    );
+    let sqlite_ring = sqlite.as_ref().map(|(store, _)| {
+        KeyRing::new(
+            KeyTable::Sqlite {
+                writer: store.writer().clone(),
+                reader: store.reader().clone(),
+            },
+            master,
+        )
+    });
     let mut results = Vec::new();
     for &workers in &args.workers {
         let raw = raw_case(&database.url, workers, args).await?;

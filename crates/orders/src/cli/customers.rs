@@ -57,10 +57,10 @@ pub struct RotateArgs {
 pub async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     let id = Uuid::parse_str(args.id.trim())
         .map_err(|_| anyhow::anyhow!("{:?} is not a customer id: expected a UUID", args.id))?;
-    let store = Store::open(&args.database).await?;
+    let store = Store::open_for_tool(&args.database).await?;
     let master = MasterKey::load(args.master_key.as_deref(), &args.database.data_dir)?
         .ok_or_else(|| anyhow::anyhow!("no master key: set ORDERS_MASTER_KEY as for `serve`, or run from the service's data directory"))?;
-    let ring = KeyRing::open(KeyTable::for_store(&store), master).await?;
+    let ring = KeyRing::new(KeyTable::for_store(&store), master);
     let metadata =
         domain::EventMetadata::new(uuid::Uuid::now_v7(), chrono::Utc::now()).with_user("cli");
     let record = forget_customer(&ring, &store, id, metadata).await?;
@@ -74,14 +74,13 @@ pub async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
 
 /// Rotates the master key.
 pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.database).await?;
+    let store = Store::open_for_tool(&args.database).await?;
     let old =
         MasterKey::load(args.master_key.as_deref(), &args.database.data_dir)?.ok_or_else(|| {
             anyhow::anyhow!("no current master key: set ORDERS_MASTER_KEY as for `serve`")
         })?;
     let new = MasterKey::from_base64(&args.new_master_key)?;
     let table = KeyTable::for_store(&store);
-    table.create().await?;
     let mut rewrapped = Vec::new();
     for (customer, wrapped, master_key_id) in table.active().await? {
         if master_key_id == new.id() {

@@ -85,7 +85,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             status(&CustomerSummaries::for_store(&store), head).await
         }
         ProjectionsCommand::Rebuild(args) => {
-            let store = Store::open(&args.database).await?;
+            let store = Store::open_for_tool(&args.database).await?;
             let wanted = |name| args.projection.is_none_or(|p| p == name);
             if wanted(ProjectionName::Orders) {
                 rebuild(&ReadModel::for_store(&store)).await?;
@@ -102,7 +102,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
         }
         ProjectionsCommand::Parked(ParkedCommand::Retry(args)) => {
             // Writes: not an inspection connection (those are read-only).
-            let store = Store::open(&args.database).await?;
+            let store = Store::open_for_tool(&args.database).await?;
             match args.projection {
                 ProjectionName::Orders => retry(&ReadModel::for_store(&store), args.position).await,
                 ProjectionName::CustomerSummaries => {
@@ -111,7 +111,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             }
         }
         ProjectionsCommand::Parked(ParkedCommand::Skip(args)) => {
-            let store = Store::open(&args.database).await?;
+            let store = Store::open_for_tool(&args.database).await?;
             match args.projection {
                 ProjectionName::Orders => skip(&ReadModel::for_store(&store), args.position).await,
                 ProjectionName::CustomerSummaries => {

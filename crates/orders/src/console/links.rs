@@ -15,13 +15,6 @@ pub enum LinkTable {
     Sqlite(SqlitePool),
 }
 
-/// Times are seconds since the epoch, the links' own unit, and the same type on both backends.
-const DDL: &str = "CREATE TABLE IF NOT EXISTS console_links (
-    link_id TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    used_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL)";
-
 /// A link is recorded when it is used; a second use finds the row and changes nothing.
 const USE: &str = "INSERT INTO console_links (link_id, subject, used_at, expires_at)
     VALUES ($1, $2, $3, $4) ON CONFLICT (link_id) DO NOTHING";
@@ -35,14 +28,6 @@ impl LinkTable {
         match store {
             Store::Postgres(s) => Self::Postgres(s.pool().clone()),
             Store::Sqlite(s) => Self::Sqlite(s.writer().clone()),
-        }
-    }
-
-    /// Creates the table if missing.
-    pub async fn create(&self) -> sqlx::Result<()> {
-        match self {
-            Self::Postgres(pool) => sqlx::query(DDL).execute(pool).await.map(drop),
-            Self::Sqlite(pool) => sqlx::query(DDL).execute(pool).await.map(drop),
         }
     }
 

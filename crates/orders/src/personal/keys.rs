@@ -44,22 +44,6 @@ pub enum KeyTable {
     },
 }
 
-const PG_DDL: &str = "CREATE TABLE IF NOT EXISTS customer_keys (
-    customer_id UUID PRIMARY KEY,
-    wrapped_key BYTEA,
-    master_key_id TEXT,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    forgotten_at TIMESTAMPTZ,
-    forgotten_by TEXT)";
-
-const SQLITE_DDL: &str = "CREATE TABLE IF NOT EXISTS customer_keys (
-    customer_id BLOB PRIMARY KEY,
-    wrapped_key BLOB,
-    master_key_id TEXT,
-    created_at TEXT NOT NULL,
-    forgotten_at TEXT,
-    forgotten_by TEXT)";
-
 /// Insert a key unless the customer has a row; either way the statement writes nothing else.
 const INSERT: &str =
     "INSERT INTO customer_keys (customer_id, wrapped_key, master_key_id, created_at)
@@ -78,13 +62,10 @@ const FORGET: &str = "INSERT INTO customer_keys (customer_id, wrapped_key, maste
 const ACTIVE: &str = "SELECT customer_id, wrapped_key, master_key_id FROM customer_keys
     WHERE wrapped_key IS NOT NULL ORDER BY customer_id";
 
-/// The forgettings since a time, for other instances to drop the keys they cached.
+/// The forgettings since a time, for other instances to drop the keys they cached (an index
+/// range scan on `customer_keys_forgotten`, migration 0006).
 const FORGOTTEN_SINCE: &str = "SELECT customer_id FROM customer_keys WHERE forgotten_at > $1
     ORDER BY forgotten_at LIMIT 10000";
-
-/// Keeps [`FORGOTTEN_SINCE`] an index range scan over the few recent forgettings.
-const FORGOTTEN_INDEX: &str = "CREATE INDEX IF NOT EXISTS customer_keys_forgotten
-    ON customer_keys (forgotten_at) WHERE forgotten_at IS NOT NULL";
 
 const REWRAP: &str = "UPDATE customer_keys SET wrapped_key = $2, master_key_id = $3
     WHERE customer_id = $1 AND wrapped_key IS NOT NULL";
@@ -98,20 +79,6 @@ impl KeyTable {
                 writer: s.writer().clone(),
                 reader: s.reader().clone(),
             },
-        }
-    }
-
-    /// Creates the table if missing.
-    pub async fn create(&self) -> sqlx::Result<()> {
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query(PG_DDL).execute(pool).await?;
-                sqlx::query(FORGOTTEN_INDEX).execute(pool).await.map(drop)
-            }
-            Self::Sqlite { writer, .. } => {
-                sqlx::query(SQLITE_DDL).execute(writer).await?;
-                sqlx::query(FORGOTTEN_INDEX).execute(writer).await.map(drop)
-            }
         }
     }
 

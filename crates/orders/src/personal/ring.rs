@@ -57,13 +57,7 @@ impl std::fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// A key ring over `table` (created if missing) under `master`.
-    pub async fn open(table: KeyTable, master: MasterKey) -> Result<Self, PersonalDataError> {
-        table.create().await.map_err(unavailable)?;
-        Ok(Self::new(table, master))
-    }
-
-    /// A key ring over an existing `table` (read-only tools: nothing is created).
+    /// A key ring over `table` (migrations create it) under `master`.
     pub fn new(table: KeyTable, master: MasterKey) -> Self {
         let size = NonZeroUsize::new(KEY_CACHE_SIZE).unwrap_or(NonZeroUsize::MIN);
         Self {
