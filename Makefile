@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 30
 
 help:
 	@echo "build        release build of the service (target/release/orders)"
-	@echo "test         the whole test suite (needs PostgreSQL; see README, Testing)"
+	@echo "test         the whole test suite (needs PostgreSQL; see docs/testing.md)"
 	@echo "test-unit    unit tests and doctests, no database"
 	@echo "test-int     integration tests (needs PostgreSQL)"
 	@echo "schemathesis the API against /openapi.json on both backends (scripts/schemathesis.sh)"

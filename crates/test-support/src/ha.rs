@@ -33,7 +33,7 @@ fn free_base_port() -> u16 {
 impl Formation {
     /// Starts three nodes and waits until one leads with a synchronous standby streaming.
     /// Panics, with the script's output, when Patroni or PostgreSQL is missing or the
-    /// formation does not come up (`apt-get install patroni python3-pysyncobj
+    /// formation does not come up (`apt-get install patroni python3-pysyncobj jq
     /// postgresql-15`).
     pub fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("orders-ha-{}", uuid::Uuid::now_v7()));
