@@ -67,6 +67,8 @@ struct Known {
     durable: u64,
     /// A head seen with the WAL position that must reach the standbys before it is durable.
     candidate: Option<(u64, i64)>,
+    /// Whether the last reading found synchronous standbys configured.
+    gated: bool,
     /// Whether the privilege warning was logged.
     warned: bool,
 }
@@ -75,6 +77,14 @@ impl DurableHead {
     /// The durable head known so far, without asking the database.
     pub(crate) fn known(&self) -> u64 {
         self.lock().durable
+    }
+
+    /// Like [`Self::known`], but `u64::MAX` unless the last reading found commits waiting for
+    /// synchronous standbys: on a single server, or before the first reading, every committed
+    /// position is shown.
+    pub(crate) fn known_if_gated(&self) -> u64 {
+        let known = self.lock();
+        if known.gated { known.durable } else { u64::MAX }
     }
 
     /// A durable head of at least `wanted` if the one known so far covers it (no query),
@@ -128,6 +138,7 @@ impl DurableHead {
         flushed: Option<i64>,
     ) -> u64 {
         let mut known = self.lock();
+        known.gated = gated;
         metrics::gauge!("event_store_commits_replicated").set(if gated && flushed.is_some() {
             1.0
         } else {

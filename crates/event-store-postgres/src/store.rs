@@ -319,10 +319,40 @@ impl PostgresEventStore {
         result
     }
 
+    /// [`EventStore::load_stream`] with every position the store has.
+    async fn load_stream_unchecked(&self, request: LoadRequest) -> Result<StreamLoad> {
+        if let Some(group) = &self.group_load {
+            return group.load(request).await;
+        }
+        let mut connection = self.commands.get().await?;
+        match load::load_streams(&mut connection, &[&request]).await {
+            Ok(mut answers) => {
+                release_after(connection, None);
+                answers.pop().unwrap_or_else(|| {
+                    Err(EventStoreError::Corrupt("the load returned nothing".into()))
+                })
+            }
+            Err(error) => {
+                release_after(connection, Some(&error));
+                Err(unavailable(error))
+            }
+        }
+    }
+
     async fn wait_for_sequencer(&self) {
         match &self.sequencer {
             Some(sequencer) => sequencer.next_round().await,
             None => tokio::time::sleep(crate::sequencer::POLL_INTERVAL).await,
+        }
+    }
+}
+
+/// Leaves out the positions past `durable` (see `durable.rs`): the events are committed, their
+/// numbering is not yet known to be on the standbys.
+fn hide_undurable(events: &mut [RecordedEvent], durable: u64) {
+    for event in events {
+        if event.position.is_some_and(|position| position > durable) {
+            event.position = None;
         }
     }
 }
@@ -350,22 +380,14 @@ impl EventStore for PostgresEventStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(aggregate_id = %request.aggregate_id), err(level = "debug", Display))]
     async fn load_stream(&self, request: LoadRequest) -> Result<StreamLoad> {
-        if let Some(group) = &self.group_load {
-            return group.load(request).await;
-        }
-        let mut connection = self.commands.get().await?;
-        match load::load_streams(&mut connection, &[&request]).await {
-            Ok(mut answers) => {
-                release_after(connection, None);
-                answers.pop().unwrap_or_else(|| {
-                    Err(EventStoreError::Corrupt("the load returned nothing".into()))
-                })
-            }
-            Err(error) => {
-                release_after(connection, Some(&error));
-                Err(unavailable(error))
-            }
-        }
+        // With synchronous standbys, positions past the durable head known so far are left out
+        // (no query on the command path: such a position is shown a moment later, as one the
+        // sequencer has not numbered yet).
+        let durable = self.durable.known_if_gated();
+        self.load_stream_unchecked(request).await.map(|mut load| {
+            hide_undurable(&mut load.events, durable);
+            load
+        })
     }
 
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
@@ -380,9 +402,19 @@ impl EventStore for PostgresEventStore {
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        rows.iter().map(recorded_event).collect()
+        let mut events = rows
+            .iter()
+            .map(recorded_event)
+            .collect::<Result<Vec<_>>>()?;
+        // With synchronous standbys, a position past the durable head is left out (one more
+        // query only when the head known so far does not cover these events).
+        let highest = events.iter().filter_map(|e| e.position).max().unwrap_or(0);
+        if highest > self.durable.known_if_gated() {
+            let durable = self.durable.refresh(&self.pool).await?;
+            hide_undurable(&mut events, durable);
+        }
+        Ok(events)
     }
-
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug", Display))]
     async fn get_current_version(&self, aggregate_id: Uuid) -> Result<u64> {
         append::current_version(&self.pool, aggregate_id).await

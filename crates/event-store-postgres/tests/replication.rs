@@ -250,6 +250,14 @@ async fn a_commit_that_skipped_the_standby_stays_out_of_the_feed_until_the_stand
         [durable]
     );
     assert_eq!(store.position_of(lone, 1).await.unwrap(), None);
+    let events = store.load_events_from_version(lone, 1).await.unwrap();
+    assert_eq!(events.len(), 1, "the event itself is committed");
+    assert_eq!(events[0].position, None, "its position is not shown yet");
+    let load = store
+        .load_stream(event_store::LoadRequest::stream(lone))
+        .await
+        .unwrap();
+    assert_eq!(load.events[0].position, None);
 
     standby.start_server();
     eventually(
@@ -264,4 +272,6 @@ async fn a_commit_that_skipped_the_standby_stays_out_of_the_feed_until_the_stand
         [durable, lone]
     );
     assert_eq!(store.position_of(lone, 1).await.unwrap(), Some(2));
+    let events = store.load_events_from_version(lone, 1).await.unwrap();
+    assert_eq!(events[0].position, Some(2));
 }
