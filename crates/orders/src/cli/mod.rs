@@ -1,4 +1,6 @@
-//! The binary's command line: `serve` (the default), `migrate`, `token`.
+//! The binary's command line: `serve` (the default), `migrate`, and the operator's tools
+//! (`token`, `console-link`, `projections`, `streams`, `feed`, `kafka`, `customers`, `keys`,
+//! `verify`, `doctor`).
 
 /// `println!` that returns the write error instead of panicking, so that `orders feed tail | head`
 /// ends quietly when `head` closes the pipe (the binary exits 0 on a broken pipe).

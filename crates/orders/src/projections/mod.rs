@@ -42,9 +42,10 @@ pub struct Projections {
 }
 
 impl Projections {
-    /// Registers the order projection (creating its tables) and starts its runner as
-    /// `instance_id`, which applies events while it holds the projection's lease and stands by
-    /// otherwise; it stops (releasing the lease) when `shutdown` turns true.
+    /// Registers the service's read models (orders and customer summaries, creating their
+    /// tables) and starts a runner for each as `instance_id`, which applies events while it
+    /// holds that projection's lease and stands by otherwise; they stop (releasing the leases)
+    /// when `shutdown` turns true.
     pub async fn start(
         store: &Store,
         on_error: OnError,
