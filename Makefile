@@ -7,7 +7,7 @@ BENCH_ARGS ?=
 # Seconds each fuzz target runs, e.g. `make fuzz FUZZ_SECONDS=300`.
 FUZZ_SECONDS ?= 30
 
-.PHONY: help build test test-unit test-int schemathesis mutants mutants-orders fuzz fmt lint migrate db-reset dev docker-up docker-down bench
+.PHONY: help build test test-unit test-int schemathesis mutants mutants-orders fuzz soak ha-up ha-down fmt lint migrate db-reset dev docker-up docker-down bench
 
 help:
 	@echo "build        release build of the service (target/release/orders)"
@@ -18,6 +18,9 @@ help:
 	@echo "mutants      mutation testing of domain, event-store and read-model (cargo install cargo-mutants --locked), about 15 min"
 	@echo "mutants-orders mutation testing of the pure parts of orders, about an hour"
 	@echo "fuzz         the cargo-fuzz targets, FUZZ_SECONDS (30) each (nightly; cargo install cargo-fuzz --locked)"
+	@echo "soak         kill the primary of a Patroni formation 20 times under load (scripts/failover-soak.sh, about 8 min)"
+	@echo "ha-up        start the three-node Patroni formation on 127.0.0.1:55431-55433 (scripts/ha-cluster.sh)"
+	@echo "ha-down      stop it and delete its data"
 	@echo "fmt          format the code"
 	@echo "lint         check formatting and run clippy with warnings as errors"
 	@echo "migrate      apply migrations to DATABASE_URL (unset: the embedded SQLite file)"
@@ -71,6 +74,16 @@ mutants-orders:
 # in fuzz/corpus. A crashing input is kept in fuzz/artifacts/<target>/ (see fuzz/run.sh).
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
+
+# High availability: the Patroni formation of ADR 0020 and the failover soak.
+soak:
+	scripts/failover-soak.sh 20
+
+ha-up:
+	scripts/ha-cluster.sh start
+
+ha-down:
+	scripts/ha-cluster.sh destroy
 
 fmt:
 	cargo fmt --all
