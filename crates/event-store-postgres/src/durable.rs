@@ -220,6 +220,30 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_candidate_is_not_replaced_by_newer_readings() {
+        let mut known = Known::default();
+        known.advance(10, 1_000, Some(900));
+        known.advance(20, 2_000, Some(950));
+        known.advance(20, 2_100, Some(1_000));
+        assert_eq!(
+            known.durable, 10,
+            "the first candidate is confirmed while newer WAL is still out"
+        );
+    }
+
+    #[test]
+    fn a_head_already_durable_is_no_candidate() {
+        let mut known = Known {
+            durable: 5,
+            ..Known::default()
+        };
+        known.advance(5, 100, Some(50));
+        known.advance(9, 200, Some(60));
+        known.advance(9, 300, Some(200));
+        assert_eq!(known.durable, 9, "the candidate slot went to the new head");
+    }
+
+    #[test]
     fn the_durable_head_never_moves_back() {
         let mut known = Known {
             durable: 20,

@@ -603,11 +603,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_server_changed_when_writes_are_refused_or_the_connection_broke() {
+    #[tokio::test]
+    async fn a_server_changed_when_writes_are_refused_or_the_connection_broke() {
         assert!(means_server_changed(&sqlx::Error::Io(
             std::io::Error::other("reset")
         )));
         assert!(!means_server_changed(&sqlx::Error::RowNotFound));
+        // SQLSTATE 25006 (what a demoted primary answers to a write) against another database
+        // error (42P01, no such table), from a real server.
+        let database = test_support::postgres::fresh_database().await;
+        let mut connection = PgConnection::connect(database.url()).await.unwrap();
+        let read_only = sqlx::raw_sql("BEGIN READ ONLY; CREATE TABLE t (x int); COMMIT")
+            .execute(&mut connection)
+            .await
+            .unwrap_err();
+        assert!(means_server_changed(&read_only), "{read_only}");
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let missing = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&mut connection)
+            .await
+            .unwrap_err();
+        assert!(!means_server_changed(&missing), "{missing}");
+    }
+
+    #[test]
+    fn roles_read_as_what_they_are() {
+        let role = |in_recovery, read_only| Role {
+            in_recovery,
+            read_only,
+        };
+        assert_eq!(role(true, true).to_string(), "standby");
+        assert_eq!(role(false, false).to_string(), "primary");
+        assert_eq!(role(false, true).to_string(), "primary, read-only sessions");
+    }
+
+    #[test]
+    fn read_only_sessions_still_ask_for_a_primary() {
+        let url = "postgres://h1,h2/db";
+        let list = ServerList::parse(url, SessionAttrs::ReadWrite)
+            .unwrap()
+            .read_only_sessions();
+        assert_eq!(list.attrs(), SessionAttrs::Primary);
+        for options in list.options() {
+            assert_eq!(
+                options.get_options(),
+                Some("-c default_transaction_read_only=on")
+            );
+        }
+        let standby = ServerList::parse(url, SessionAttrs::Standby)
+            .unwrap()
+            .read_only_sessions();
+        assert_eq!(standby.attrs(), SessionAttrs::Standby);
     }
 }
