@@ -303,7 +303,7 @@ async fn console_parts(
 ) -> anyhow::Result<Console> {
     let links = LinkTable::for_store(store);
     let relay = relay.map(|handle| RelayView {
-        checkpoint_name: format!("kafka-relay:{}", config.kafka.topic),
+        checkpoint_name: outbox::checkpoint_name(&config.kafka.topic),
         topic: config.kafka.topic.clone(),
         db: crate::publishing::relay_db(store),
         status: handle.watch(),

@@ -25,4 +25,4 @@ pub mod relay;
 pub use config::KafkaConfig;
 pub use database::RelayDb;
 pub use event::{OrderEventV1, Published};
-pub use relay::{Relay, RelayHandle, RelayStatus};
+pub use relay::{Relay, RelayHandle, RelayStatus, checkpoint_name};

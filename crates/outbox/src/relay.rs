@@ -77,11 +77,16 @@ pub struct Relay<S> {
     instance: Option<String>,
 }
 
+/// The name of the relay of `topic`: its checkpoint's `projections` row and its lease. One per
+/// topic, so a relay to another topic starts from the beginning of the feed.
+pub fn checkpoint_name(topic: &str) -> String {
+    format!("kafka-relay:{topic}")
+}
+
 impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
-    /// A relay for `config.topic`. Its checkpoint is the `projections` row `kafka-relay:<topic>`,
-    /// so another topic starts from the beginning of the feed.
+    /// A relay for `config.topic`, with the checkpoint [`checkpoint_name`] names.
     pub fn new(store: S, db: RelayDb, config: KafkaConfig) -> Self {
-        let name = format!("kafka-relay:{}", config.topic);
+        let name = checkpoint_name(&config.topic);
         Self {
             store,
             db,
