@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use event_store::{EventStore, EventStoreError, FeedEvent};
+use event_store::{EventStoreError, Feed, FeedEvent};
 use tokio::task::JoinHandle;
 
 /// Reads in flight once the feed is being caught up with (each on its own pooled connection).
@@ -23,7 +23,7 @@ pub(crate) struct ReadAhead<S> {
     reads: VecDeque<(u64, Read)>,
 }
 
-impl<S: EventStore + Clone + Send + Sync + 'static> ReadAhead<S> {
+impl<S: Feed + Clone + Send + Sync + 'static> ReadAhead<S> {
     pub(crate) fn new(store: S, batch_size: usize) -> Self {
         Self {
             store,

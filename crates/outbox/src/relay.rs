@@ -4,7 +4,7 @@
 //! The feed *is* the transactional outbox: every append queues its events for the feed in the
 //! same statement that writes them, so a committed event is always in the feed and a rolled-back
 //! one never is (ADR 0002). The relay reads `position > checkpoint` in batches
-//! ([`EventStore::read_feed`]: payloads stay the stored JSON text and are copied into the message
+//! ([`Feed::read_feed`]: payloads stay the stored JSON text and are copied into the message
 //! unparsed), hands them to an idempotent producer (`acks=all`), keeps a few batches in flight,
 //! and stores the checkpoint of a batch once every message of it (and of every batch before it) is acknowledged. A crash between
 //! the acknowledgement and the checkpoint write republishes that batch: delivery is at least once,
@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_store::{EventStore, EventStoreError, FeedWakeups};
+use event_store::{EventStoreError, Feed, FeedWakeups};
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
@@ -83,7 +83,7 @@ pub fn checkpoint_name(topic: &str) -> String {
     format!("kafka-relay:{topic}")
 }
 
-impl<S: EventStore + Clone + Send + Sync + 'static> Relay<S> {
+impl<S: Feed + Clone + Send + Sync + 'static> Relay<S> {
     /// A relay for `config.topic`, with the checkpoint [`checkpoint_name`] names.
     pub fn new(store: S, db: RelayDb, config: KafkaConfig) -> Self {
         let name = checkpoint_name(&config.topic);
