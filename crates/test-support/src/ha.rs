@@ -36,7 +36,11 @@ impl Formation {
     /// formation does not come up (`apt-get install patroni python3-pysyncobj jq
     /// postgresql-15`).
     pub fn start() -> Self {
+        reap_abandoned();
         let dir = std::env::temp_dir().join(format!("orders-ha-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
+        std::fs::write(dir.join(OWNER), std::process::id().to_string())
+            .unwrap_or_else(|e| panic!("cannot write into {dir:?}: {e}"));
         let formation = Self {
             dir,
             base_port: free_base_port(),
@@ -119,13 +123,44 @@ impl Formation {
     }
 }
 
+/// The file in a formation's directory that names the test process that started it.
+const OWNER: &str = "test-owner";
+
+/// Destroys the formations whose test process is gone: one killed by a timeout never ran its
+/// `Drop`, and would keep three servers and nine ports.
+fn reap_abandoned() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for dir in entries.flatten().map(|entry| entry.path()) {
+        let ours = dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with("orders-ha-"));
+        let owner = std::fs::read_to_string(dir.join(OWNER))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        if let (true, Some(pid)) = (ours, owner)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            destroy(&dir, 0);
+        }
+    }
+}
+
+/// `scripts/ha-cluster.sh destroy` of the formation in `dir` (its ports only help it stop the
+/// replicas before the leader).
+fn destroy(dir: &std::path::Path, base_port: u16) {
+    let _ = Command::new("bash")
+        .arg(script())
+        .arg("destroy")
+        .env("ORDERS_HA_DIR", dir)
+        .env("ORDERS_HA_PORT", base_port.to_string())
+        .output();
+}
+
 impl Drop for Formation {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("destroy")
-            .env("ORDERS_HA_DIR", &self.dir)
-            .env("ORDERS_HA_PORT", self.base_port.to_string())
-            .output();
+        destroy(&self.dir, self.base_port);
     }
 }
