@@ -57,9 +57,10 @@ schemathesis:
 # (the two projection folds, the batch decoder, header and body extraction, token verification,
 # problem mapping) against its unit tests, two mutants at a time: about an hour on 2 cores, so it
 # is not in CI. Run it when you change those files.
-ORDERS_PURE = crates/orders/src/projections/view.rs crates/orders/src/projections/batch.rs \
-	crates/orders/src/projections/customers/mod.rs crates/orders/src/http/extract.rs \
+ORDERS_PURE = crates/orders/src/http/extract.rs \
 	crates/orders/src/auth/token.rs crates/orders/src/http/problem.rs crates/orders/src/http/errors.rs
+VIEWS_PURE = crates/order-views/src/view.rs crates/order-views/src/batch.rs \
+	crates/order-views/src/customers/mod.rs
 
 mutants:
 	cargo mutants -p domain
@@ -67,6 +68,7 @@ mutants:
 	cargo mutants -p read-model --file crates/read-model/src/apply.rs --file crates/read-model/src/error.rs -- --lib
 
 mutants-orders:
+	cargo mutants -p order-views $(addprefix --file ,$(VIEWS_PURE)) -- --lib
 	CARGO_PROFILE_DEV_DEBUG=false cargo mutants -p orders --all-features -j 2 \
 		$(addprefix --file ,$(ORDERS_PURE)) -- --lib
 

@@ -1,4 +1,4 @@
-//! Projecting the global feed: `orders::projections::batch::fold_batch` (decode, fold into the
+//! Projecting the global feed: `order_views::batch::fold_batch` (decode, fold into the
 //! order read model, park what does not apply) on an arbitrary feed of stored events, compared
 //! with the order aggregate folded from the same events.
 //!
@@ -20,9 +20,9 @@ use domain::{
 };
 use event_store::RecordedEvent;
 use libfuzzer_sys::fuzz_target;
-use orders::projections::OrderView;
-use orders::projections::OnError;
-use orders::projections::batch::fold_batch;
+use order_views::OrderView;
+use order_views::OnError;
+use order_views::batch::fold_batch;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -204,7 +204,7 @@ fn assert_row_agrees(row: &OrderView, order: &OrderAggregate, version: u64) {
     );
     assert_eq!(
         row.cancellation_reason,
-        order.cancellation_reason().map(orders::personal::stored_text)
+        order.cancellation_reason().map(|r| r.stored_text().to_owned())
     );
     assert_eq!(row.carrier.as_deref(), order.carrier());
     assert_eq!(row.tracking_number.as_deref(), order.tracking_number());

@@ -101,6 +101,17 @@ impl<T> Personal<T> {
     }
 }
 
+impl Personal<String> {
+    /// The text as stored: the sealed string, or the plain text of an event written before
+    /// sealing (or decided without a key ring).
+    pub fn stored_text(&self) -> &str {
+        match self {
+            Self::Plain(text) => text,
+            Self::Sealed(sealed) => sealed.as_str(),
+        }
+    }
+}
+
 impl<T: Serialize> Personal<T> {
     /// Seals a plain value with `seal` (given the field and the value's JSON bytes); a sealed one
     /// is left alone.
@@ -164,4 +175,19 @@ pub trait PersonalData {
 
     /// True while any personal value in `self` is still plain.
     fn has_plain_personal_data(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_text_is_the_plain_text_or_the_sealed_string() {
+        assert_eq!(
+            Personal::Plain("damaged".to_owned()).stored_text(),
+            "damaged"
+        );
+        let sealed = Personal::<String>::Sealed(Sealed::erased());
+        assert_eq!(sealed.stored_text(), ERASED);
+    }
 }

@@ -5,8 +5,8 @@ use event_store::retry::{StoredEventRef, classify_existing};
 use event_store::{AppendRequest, AppendResult, EventStoreError};
 use sqlx::SqliteConnection;
 
+use crate::rows::unavailable;
 use crate::rows::{signed, unsigned, uuid};
-use crate::store::unavailable;
 
 /// Appends `request` on `conn`, which is inside a write transaction.
 pub(crate) async fn append(

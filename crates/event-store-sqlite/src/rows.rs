@@ -81,3 +81,9 @@ pub(crate) fn feed_event(row: &SqliteRow) -> Result<FeedEvent, EventStoreError> 
             .map_err(corrupt)?,
     })
 }
+
+/// Any database error: the store is unavailable (the cause stays attached as the source).
+pub(crate) fn unavailable(error: sqlx::Error) -> EventStoreError {
+    tracing::warn!(error = %error, "event store query failed");
+    EventStoreError::unavailable(error)
+}

@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::rows::{EVENT_COLUMNS, feed_event, json, recorded_event, signed, unsigned};
+use crate::rows::{EVENT_COLUMNS, feed_event, json, recorded_event, signed, unavailable, unsigned};
 use crate::{MIGRATOR, append};
 
 /// Settings of the embedded store.
@@ -51,12 +51,6 @@ pub struct SqliteEventStore {
     reader: SqlitePool,
     /// Counts appends committed by this process; feed readers wait on it instead of polling.
     appended: Arc<watch::Sender<()>>,
-}
-
-/// Any database error: the store is unavailable (the cause stays attached as the source).
-pub(crate) fn unavailable(error: sqlx::Error) -> EventStoreError {
-    tracing::warn!(error = %error, "event store query failed");
-    EventStoreError::unavailable(error)
 }
 
 impl SqliteEventStore {

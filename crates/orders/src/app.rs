@@ -12,13 +12,12 @@ use tokio::sync::watch;
 
 use crate::auth::{JwtKeys, load_or_create_secret};
 use crate::cache::{CacheConfig, OrderCache};
-use crate::cli::ServeArgs;
 use crate::commands::{CommandHandler, HandlerConfig};
-use crate::console::{Console, ConsoleKeys, HealthSamples, LinkTable, RelayView};
 use crate::http::{AppState, HttpLimits, router};
-use crate::personal::{KeyRing, KeyTable, MasterKey};
-use crate::projections::Projections;
-use crate::store::Store;
+use console::{Console, ConsoleKeys, HealthSamples, LinkTable, RelayView};
+use order_views::Projections;
+use personal_data::{KeyRing, KeyTable, MasterKey};
+use store::Store;
 
 /// Everything [`Application::build`] needs. `Debug` shows no secret.
 #[derive(Clone)]
@@ -45,7 +44,7 @@ pub struct AppConfig {
     /// Longest a query waits for the read model to reach a position.
     pub read_wait: Duration,
     /// What the read model does with an event it cannot apply.
-    pub projection_on_error: crate::projections::OnError,
+    pub projection_on_error: order_views::OnError,
     /// This instance's name among those sharing the database (projection leases).
     pub instance_id: String,
     /// Publishing to Kafka (none without brokers).
@@ -75,34 +74,6 @@ impl std::fmt::Debug for AppConfig {
             .field("instance_id", &self.instance_id)
             .field("kafka", &self.kafka)
             .finish()
-    }
-}
-
-impl From<ServeArgs> for AppConfig {
-    fn from(args: ServeArgs) -> Self {
-        Self {
-            database: args.database,
-            server: args.server,
-            jwt_secret: args.jwt_secret,
-            token_max_ttl: args.token_max_ttl,
-            master_key: args.master_key,
-            handler: HandlerConfig {
-                snapshot_every: args.snapshot_every,
-                state_cache: args.state_cache,
-                ..HandlerConfig::default()
-            },
-            idempotency_retention: args.idempotency_retention,
-            redis_url: args.redis_url,
-            cache: CacheConfig {
-                prefix: args.cache_prefix,
-                timeout: args.cache_timeout,
-                ttl: args.cache_ttl,
-            },
-            read_wait: args.read_wait,
-            projection_on_error: args.projection_on_error,
-            instance_id: args.instance_id.unwrap_or_else(default_instance_id),
-            kafka: args.kafka,
-        }
     }
 }
 
@@ -138,7 +109,7 @@ impl Application {
             load_or_create_secret(config.jwt_secret.as_deref(), &config.database.data_dir)?;
         let master =
             MasterKey::load_or_create(config.master_key.as_deref(), &config.database.data_dir)?;
-        let ring = KeyRing::new(KeyTable::for_store(&store), master);
+        let ring = KeyRing::new(KeyTable::new(store.db()), master);
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; set ORDERS_LISTEN or --listen to a free address",
@@ -164,7 +135,7 @@ impl Application {
             config.idempotency_retention,
             shutdown.subscribe(),
         );
-        crate::personal::watch::spawn(ring.clone(), shutdown.subscribe());
+        personal_data::watch::spawn(ring.clone(), shutdown.subscribe());
         let console = console_parts(&store, &secret, &config, relay.as_ref(), &shutdown).await?;
         let cache = match &config.redis_url {
             Some(url) => Some(OrderCache::connect(url, config.cache.clone()).await?),
@@ -301,7 +272,7 @@ async fn console_parts(
     relay: Option<&outbox::RelayHandle>,
     shutdown: &watch::Sender<bool>,
 ) -> anyhow::Result<Console> {
-    let links = LinkTable::for_store(store);
+    let links = LinkTable::new(store.db());
     let relay = relay.map(|handle| RelayView {
         checkpoint_name: outbox::checkpoint_name(&config.kafka.topic),
         topic: config.kafka.topic.clone(),
@@ -311,7 +282,11 @@ async fn console_parts(
     Ok(Console {
         keys: ConsoleKeys::derive(secret),
         links,
-        health: HealthSamples::start(store.clone(), shutdown.subscribe()),
+        health: HealthSamples::start(
+            store.clone(),
+            std::sync::Arc::new(|| crate::telemetry::prometheus().render()),
+            shutdown.subscribe(),
+        ),
         relay,
     })
 }

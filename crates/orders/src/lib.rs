@@ -5,12 +5,14 @@
 //! - [`commands`]: load, decide, append with optimistic concurrency (no HTTP here);
 //! - [`http`]: the axum API, problem+json errors, auth extractors, OpenAPI;
 //! - [`auth`]: bearer JWTs and roles;
-//! - [`personal`]: personal data sealed per customer, revealed at the edge, forgotten;
-//! - [`store`]: the backend the configuration selects;
-//! - [`projections`]: read models kept current from the global feed; [`cache`]: Redis cache-aside;
-//! - [`console`]: the operator console, server-rendered pages at `/console` for staff;
+//! - [`cache`]: Redis cache-aside for single orders;
 //! - [`app`]: wiring and the server's lifecycle (start, graceful shutdown);
 //! - [`cli`]: the `orders` binary's subcommands.
+//!
+//! Beside it, each in its own crate: `store` (the backend the configuration selects and its
+//! database handle), `personal-data` (personal data sealed per customer, revealed at the edge,
+//! forgotten), `order-views` (the read models kept current from the global feed) and `console`
+//! (the operator console, server-rendered pages at `/console` for staff).
 //!
 //! # Using the crates as a library
 //!
@@ -67,11 +69,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod commands;
-pub mod console;
 pub mod http;
-pub mod personal;
-pub mod projections;
 pub mod publishing;
 pub mod server;
-pub mod store;
 pub mod telemetry;

@@ -4,7 +4,7 @@
 use outbox::{KafkaConfig, Relay, RelayDb, RelayHandle};
 use tokio::sync::watch;
 
-use crate::store::Store;
+use store::Store;
 
 /// Starts the relay for `store` if Kafka is configured; it stops when `shutdown` turns true.
 pub fn start(

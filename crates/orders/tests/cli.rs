@@ -112,7 +112,7 @@ fn console_link_prints_a_one_time_link_for_the_service_s_console() {
         .strip_prefix("https://ops.example/console/login?token=")
         .unwrap_or_else(|| panic!("{link}"));
     let secret = std::fs::read(dir.path().join("jwt-secret")).unwrap();
-    let keys = orders::console::ConsoleKeys::derive(&secret);
+    let keys = console::ConsoleKeys::derive(&secret);
     assert_eq!(keys.verify_link(token).unwrap().subject, "alice");
     // A link is not an API token.
     assert!(orders::auth::JwtKeys::new(&secret).verify(token).is_err());
@@ -333,7 +333,7 @@ async fn feed_tail_into_a_closed_pipe_exits_quietly() {
         max_connections: 2,
         group_commit: false,
     };
-    let store = orders::store::Store::open(&config).await.unwrap();
+    let store = store::Store::open(&config).await.unwrap();
     let handler = orders::commands::CommandHandler::new(store, Default::default());
     let create = domain::testing::fixtures::create_order();
     handler
@@ -361,7 +361,7 @@ async fn feed_tail_into_a_closed_pipe_exits_quietly() {
 }
 
 /// Creates one order (a new id each time) through the command handler on `store`.
-async fn create_one(store: orders::store::Store) {
+async fn create_one(store: store::Store) {
     let handler = orders::commands::CommandHandler::new(store, Default::default());
     let create = domain::CreateOrder {
         order_id: uuid::Uuid::now_v7(),
@@ -389,7 +389,7 @@ async fn feed_tail_follow_prints_its_header_once() {
         max_connections: 2,
         group_commit: false,
     };
-    let store = orders::store::Store::open(&config).await.unwrap();
+    let store = store::Store::open(&config).await.unwrap();
     create_one(store.clone()).await;
     let mut child = Running(
         orders()
@@ -637,8 +637,8 @@ async fn inspection_connections_to_postgres_are_read_only() {
         max_connections: 2,
         group_commit: false,
     };
-    orders::store::Store::open(&config).await.unwrap(); // migrates
-    let inspecting = orders::store::Store::open_existing(&config).await.unwrap();
+    store::Store::open(&config).await.unwrap(); // migrates
+    let inspecting = store::Store::open_existing(&config).await.unwrap();
     let id = uuid::Uuid::now_v7();
     let event = event_store::NewEvent::new("Order", "OrderConfirmed", 1, serde_json::json!({}));
     let refused = inspecting.append_events(id, 0, vec![event]).await;
@@ -669,7 +669,7 @@ async fn parked_events_are_listed_retried_and_skipped_from_the_cli() {
             max_connections: 2,
             group_commit: false,
         };
-        let store = orders::store::Store::open(&config).await.unwrap();
+        let store = store::Store::open(&config).await.unwrap();
         let bad = NewEvent::new("Order", "OrderTeleported", 1, serde_json::json!({}));
         let bad_id = uuid::Uuid::now_v7();
         store
@@ -677,10 +677,10 @@ async fn parked_events_are_listed_retried_and_skipped_from_the_cli() {
             .await
             .unwrap();
         store.global_position(bad_id, 1).await.unwrap(); // numbered (PostgreSQL: a moment later)
-        let read_model = orders::projections::ReadModel::for_store(&store);
+        let read_model = order_views::ReadModel::for_store(&store);
         read_model.register().await.unwrap();
         while read_model
-            .run_batch(100, orders::projections::OnError::Park)
+            .run_batch(100, order_views::OnError::Park)
             .await
             .unwrap()
             .events
@@ -744,7 +744,7 @@ async fn rotation_and_forgetting_work_from_the_cli_on_postgres() {
 /// every data key so that only the new key opens them, and `customers forget` (twice) erases:
 /// on the embedded SQLite file (`database_url` `None`) or on PostgreSQL.
 async fn reveal_rotate_and_forget_from_the_cli(database_url: Option<String>) {
-    use orders::personal::{KeyRing, KeyTable, MasterKey};
+    use personal_data::{KeyRing, KeyTable, MasterKey};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let url_args: Vec<String> = database_url
@@ -757,9 +757,9 @@ async fn reveal_rotate_and_forget_from_the_cli(database_url: Option<String>) {
         max_connections: 2,
         group_commit: false,
     };
-    let store = orders::store::Store::open(&config).await.unwrap();
+    let store = store::Store::open(&config).await.unwrap();
     let master = MasterKey::load_or_create(None, dir.path()).unwrap();
-    let ring = KeyRing::new(KeyTable::for_store(&store), master);
+    let ring = KeyRing::new(KeyTable::new(store.db()), master);
     let handler =
         orders::commands::CommandHandler::new(store, Default::default()).with_key_ring(ring);
     let create = domain::testing::fixtures::create_order();

@@ -20,7 +20,7 @@
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool, SqlitePool};
 
-use crate::database::{signed, unsigned};
+use crate::position::{signed, unsigned};
 
 /// The lease connection's `application_name` (followed by the instance's name, if known).
 pub const APPLICATION_NAME: &str = "orders-outbox-relay";

@@ -18,6 +18,7 @@ pub mod database;
 pub mod event;
 pub mod lease;
 pub mod metrics;
+mod position;
 mod publish;
 mod read_ahead;
 pub mod relay;

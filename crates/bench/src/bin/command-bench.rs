@@ -45,9 +45,10 @@ use event_store::EventStore;
 use event_store_postgres::{PostgresEventStore, PostgresOptions};
 use event_store_sqlite::{SqliteEventStore, SqliteOptions};
 use orders::commands::{CommandContext, CommandError, CommandHandler, HandlerConfig};
-use orders::personal::{KeyRing, KeyTable, MasterKey};
+use personal_data::{KeyRing, KeyTable, MasterKey};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, SqliteConnection};
+use store::Db;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -176,15 +177,15 @@ async fn run(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
 
     let master = MasterKey::generate();
     let pg_ring = KeyRing::new(
-        KeyTable::Postgres(with_group.pool().clone()),
+        KeyTable::new(Db::Postgres(with_group.pool().clone())),
         master.clone(),
     );
     let sqlite_ring = sqlite.as_ref().map(|(store, _)| {
         KeyRing::new(
-            KeyTable::Sqlite {
+            KeyTable::new(Db::Sqlite {
                 writer: store.writer().clone(),
                 reader: store.reader().clone(),
-            },
+            }),
             master,
         )
     });

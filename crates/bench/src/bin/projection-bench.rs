@@ -1,7 +1,7 @@
 //! `projection-bench`: what the order read model costs, rebuilt and live.
 //!
 //! In one fresh database (`orders_bench_<uuid>`, dropped at the end), migrated by
-//! [`orders::store::Store::open`], it seeds `--orders` orders (default 25 000) of four events
+//! [`store::Store::open`], it seeds `--orders` orders (default 25 000) of four events
 //! each, `OrderCreated` (two lines), `OrderConfirmed`, `OrderShipped`, `OrderDelivered`: real
 //! domain events converted to store events as `commands/codec.rs` does, appended with
 //! `EventStore::append_events` by `--seed-writers` concurrent writers. By default each event is
@@ -56,12 +56,12 @@ use domain::{
     OrderEvent, OrderItem, OrderShipped,
 };
 use event_store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
-use orders::projections::batch::{BatchWrites, fold_batch, order_ids};
-use orders::projections::view::OrderView;
-use orders::projections::{OnError, ReadModel, Tables};
-use orders::store::Store;
+use order_views::batch::{BatchWrites, fold_batch, order_ids};
+use order_views::view::OrderView;
+use order_views::{OnError, ReadModel, Tables};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
+use store::Store;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;

@@ -24,6 +24,16 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// The statuses an order that exists can have, in lifecycle order: the one list of them
+    /// (the API's `status` filter and the console's choices).
+    pub const LISTED: [Self; 5] = [
+        Self::Created,
+        Self::Confirmed,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
+
     /// The snake_case name, identical to the serde representation.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -145,6 +145,24 @@ impl JwtKeys {
 mod tests {
     use super::*;
 
+    /// The console's keys are derived from the same secret; neither accepts the other's tokens.
+    const MIX_SECRET: &[u8] = b"test-secret-that-is-long-enough-for-hs256";
+
+    #[test]
+    fn console_credentials_and_api_tokens_do_not_mix() {
+        let console = console::ConsoleKeys::derive(MIX_SECRET);
+        let api = JwtKeys::new(MIX_SECRET);
+        let staff_token = api
+            .issue("ops", Role::Staff, Duration::from_secs(60))
+            .unwrap();
+        assert!(console.verify_session(&staff_token).is_err());
+        assert!(console.verify_link(&staff_token).is_err());
+        let session = console.issue_session("ops").unwrap();
+        assert!(api.verify(&session).is_err());
+        let other = console::ConsoleKeys::derive(b"another secret that is long enough for hs256");
+        assert!(other.verify_session(&session).is_err());
+    }
+
     #[test]
     fn an_issued_token_verifies_to_its_principal() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef");

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use common::DatabaseConfig;
 
-use crate::console::ConsoleKeys;
+use console::ConsoleKeys;
 
 /// Settings of `console-link`.
 #[derive(Debug, Clone, Args)]

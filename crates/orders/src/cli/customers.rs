@@ -5,9 +5,9 @@ use clap::{Args, Subcommand};
 use common::DatabaseConfig;
 use uuid::Uuid;
 
-use crate::personal::cipher::rewrap;
-use crate::personal::{KeyRing, KeyTable, MasterKey, forget_customer};
-use crate::store::Store;
+use personal_data::cipher::rewrap;
+use personal_data::{KeyRing, KeyTable, MasterKey, forget_customer};
+use store::Store;
 
 /// `customers` subcommands.
 #[derive(Debug, Subcommand)]
@@ -60,7 +60,7 @@ pub async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     let store = Store::open_for_tool(&args.database).await?;
     let master = MasterKey::load(args.master_key.as_deref(), &args.database.data_dir)?
         .ok_or_else(|| anyhow::anyhow!("no master key: set ORDERS_MASTER_KEY as for `serve`, or run from the service's data directory"))?;
-    let ring = KeyRing::new(KeyTable::for_store(&store), master);
+    let ring = KeyRing::new(KeyTable::new(store.db()), master);
     let metadata =
         domain::EventMetadata::new(uuid::Uuid::now_v7(), chrono::Utc::now()).with_user("cli");
     let record = forget_customer(&ring, &store, id, metadata).await?;
@@ -80,7 +80,7 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("no current master key: set ORDERS_MASTER_KEY as for `serve`")
         })?;
     let new = MasterKey::from_base64(&args.new_master_key)?;
-    let table = KeyTable::for_store(&store);
+    let table = KeyTable::new(store.db());
     let mut rewrapped = Vec::new();
     for (customer, wrapped, master_key_id) in table.active().await? {
         if master_key_id == new.id() {

@@ -6,7 +6,7 @@ use event_store::EventStore;
 
 use super::ServeArgs;
 use crate::auth::load_secret;
-use crate::store::Store;
+use store::Store;
 
 /// How long each connectivity check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);

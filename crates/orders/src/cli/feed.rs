@@ -7,7 +7,7 @@ use common::DatabaseConfig;
 use event_store::Feed;
 
 use super::streams::{Format, print_events};
-use crate::store::Store;
+use store::Store;
 
 /// Settings of `feed tail`.
 #[derive(Debug, Clone, Args)]

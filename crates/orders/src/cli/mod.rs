@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 use common::{DatabaseConfig, ServerConfig, TelemetryConfig};
 
 use crate::app::{AppConfig, Application};
-use crate::store::Store;
+use store::Store;
 
 /// Event-sourced order service. Without a subcommand it serves the HTTP API (and takes `serve`'s
 /// options).
@@ -143,8 +143,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERS_READ_WAIT", default_value = "5s", value_parser = common::config::parse_duration)]
     pub read_wait: std::time::Duration,
     /// What the read model does with an event it cannot apply: park it and go on, or stop.
-    #[arg(long, env = "ORDERS_PROJECTION_ON_ERROR", value_enum, default_value_t = crate::projections::OnError::Park)]
-    pub projection_on_error: crate::projections::OnError,
+    #[arg(long, env = "ORDERS_PROJECTION_ON_ERROR", value_enum, default_value_t = order_views::OnError::Park)]
+    pub projection_on_error: order_views::OnError,
     /// This instance's name among the instances sharing a database: shown as the holder of a
     /// projection's lease (default: host name, process id and a random suffix).
     #[arg(long, env = "ORDERS_INSTANCE_ID")]
@@ -204,5 +204,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             customers::forget(args).await
         }
         Command::Keys(customers::KeysCommand::RotateMaster(args)) => customers::rotate(args).await,
+    }
+}
+
+impl From<ServeArgs> for AppConfig {
+    fn from(args: ServeArgs) -> Self {
+        Self {
+            database: args.database,
+            server: args.server,
+            jwt_secret: args.jwt_secret,
+            token_max_ttl: args.token_max_ttl,
+            master_key: args.master_key,
+            handler: crate::commands::HandlerConfig {
+                snapshot_every: args.snapshot_every,
+                state_cache: args.state_cache,
+                ..crate::commands::HandlerConfig::default()
+            },
+            idempotency_retention: args.idempotency_retention,
+            redis_url: args.redis_url,
+            cache: crate::cache::CacheConfig {
+                prefix: args.cache_prefix,
+                timeout: args.cache_timeout,
+                ttl: args.cache_ttl,
+            },
+            read_wait: args.read_wait,
+            projection_on_error: args.projection_on_error,
+            instance_id: args
+                .instance_id
+                .unwrap_or_else(crate::app::default_instance_id),
+            kafka: args.kafka,
+        }
     }
 }

@@ -6,9 +6,9 @@ use event_store::Feed;
 use indicatif::{ProgressBar, ProgressStyle};
 use read_model::{PgDialect, Projection, RetryOutcome, SqliteDialect};
 
-use crate::projections::engines::ProjectionEngine;
-use crate::projections::{CustomerSummaries, ReadModel};
-use crate::store::Store;
+use order_views::engines::ProjectionEngine;
+use order_views::{CustomerSummaries, ReadModel};
+use store::Store;
 
 /// The `projections` subcommands.
 #[derive(Debug, Subcommand)]

@@ -5,8 +5,8 @@ use common::DatabaseConfig;
 use event_store::{EventStore, RecordedEvent};
 use uuid::Uuid;
 
-use crate::personal::{KeyRing, KeyTable, MasterKey};
-use crate::store::Store;
+use personal_data::{KeyRing, KeyTable, MasterKey};
+use store::Store;
 
 /// How to print events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,7 +42,7 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<()> {
     let mut events = store.load_events(id).await?;
     anyhow::ensure!(!events.is_empty(), "stream {id} has no events");
     if let Some(master) = MasterKey::load(args.master_key.as_deref(), &args.database.data_dir)? {
-        let ring = KeyRing::new(KeyTable::for_store(&store), master);
+        let ring = KeyRing::new(KeyTable::new(store.db()), master);
         let customer = events[0].payload["customer_id"]
             .as_str()
             .and_then(|c| Uuid::parse_str(c).ok());

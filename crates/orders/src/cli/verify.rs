@@ -12,9 +12,9 @@ use domain::{Aggregate, OrderAggregate, OrderEvent};
 use event_store::{EventStore, Feed, RecordedEvent};
 use uuid::Uuid;
 
-use crate::projections::ReadModel;
-use crate::projections::view::{OrderView, SummaryDelta, apply};
-use crate::store::Store;
+use order_views::ReadModel;
+use order_views::view::{OrderView, SummaryDelta, apply};
+use store::Store;
 
 /// Settings of `verify`.
 #[derive(Debug, Clone, Args)]

@@ -50,7 +50,7 @@ pub enum CommandError<E: std::error::Error + 'static> {
     /// Personal data could not be sealed: the customer was forgotten (HTTP 409), or the keys
     /// are unavailable (HTTP 503).
     #[error(transparent)]
-    PersonalData(crate::personal::PersonalDataError),
+    PersonalData(personal_data::PersonalDataError),
     /// Stored events could not be decoded into the aggregate's events. HTTP 500.
     #[error("stored events cannot be read: {0}")]
     Corrupt(String),

@@ -13,7 +13,7 @@ use super::key_locks::KeyLocks;
 use super::load::{Loaded, load};
 use super::state_cache::StateCache;
 use super::{AccessDenied, CommandContext, CommandError};
-use crate::personal::{KeyRing, Sealable};
+use personal_data::{KeyRing, Sealable};
 
 /// Tuning of command handling.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::Problem;
-use crate::store::Store;
+use store::Store;
 
 /// Most tokens one query may wait for.
 pub const MAX_TOKENS: usize = 16;

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::consistency::ConsistencyToken;
-use crate::personal::stored_json;
+use personal_data::stored_json;
 
 /// `POST /orders`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -403,8 +403,8 @@ pub struct ListedOrder {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-impl From<crate::projections::OrderView> for ListedOrder {
-    fn from(view: crate::projections::OrderView) -> Self {
+impl From<order_views::OrderView> for ListedOrder {
+    fn from(view: order_views::OrderView) -> Self {
         Self {
             id: view.order_id,
             customer_id: view.customer_id,
@@ -448,8 +448,8 @@ pub struct DailyRevenue {
     pub total: i64,
 }
 
-impl From<crate::projections::Stats> for StatsResponse {
-    fn from(stats: crate::projections::Stats) -> Self {
+impl From<order_views::Stats> for StatsResponse {
+    fn from(stats: order_views::Stats) -> Self {
         Self {
             orders_by_status: stats.orders_by_status.into_iter().collect(),
             revenue: stats
@@ -502,7 +502,7 @@ impl CustomerSummaryResponse {
     /// The response for `customer` from its stored summary at `position`.
     pub fn new(
         customer: Uuid,
-        summary: crate::projections::customers::CustomerSummary,
+        summary: order_views::customers::CustomerSummary,
         position: u64,
     ) -> Self {
         Self {

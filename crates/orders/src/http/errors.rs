@@ -44,9 +44,9 @@ impl From<CommandError<OrderError>> for Problem {
     }
 }
 
-impl From<crate::personal::PersonalDataError> for Problem {
-    fn from(error: crate::personal::PersonalDataError) -> Self {
-        use crate::personal::PersonalDataError;
+impl From<personal_data::PersonalDataError> for Problem {
+    fn from(error: personal_data::PersonalDataError) -> Self {
+        use personal_data::PersonalDataError;
         match &error {
             PersonalDataError::CustomerForgotten { .. } => Problem::new(
                 StatusCode::CONFLICT,

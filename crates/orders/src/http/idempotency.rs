@@ -3,12 +3,37 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use event_store::{EventStore, IdempotencyRecord};
+use serde::{Deserialize, Serialize};
 
 use super::consistency::ConsistencyToken;
 use super::dto::OrderResponse;
-use super::orders::command_response;
+use super::response::command_response;
 use super::{AppState, Problem};
 use crate::commands::IdempotencyKey;
+
+/// A command's response as its idempotency record keeps it (the record's `response` column),
+/// written when the command commits and read back to answer a retry with the same key.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredResponse {
+    /// The status the command was answered with (200 or 201).
+    status: u16,
+    /// The body it was answered with.
+    body: OrderResponse,
+}
+
+impl StoredResponse {
+    pub(super) fn new(status: StatusCode, body: OrderResponse) -> Self {
+        Self {
+            status: status.as_u16(),
+            body,
+        }
+    }
+
+    /// The record's JSON. An `OrderResponse` always serializes.
+    pub(super) fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
 
 /// The stored response for `key`, re-sent, or `None` if the key is new. The same key with another
 /// request is refused with 422.
@@ -37,16 +62,15 @@ pub(super) async fn answer(
             "this Idempotency-Key was already used for a different request; use a new key for a new request",
         ));
     }
-    let status = record.response["status"]
-        .as_u64()
-        .and_then(|s| u16::try_from(s).ok())
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .ok_or_else(Problem::internal)?;
-    let mut body: OrderResponse =
-        serde_json::from_value(record.response["body"].clone()).map_err(|error| {
-            tracing::error!(%error, "stored idempotent response does not decode");
-            Problem::internal()
-        })?;
+    let stored = StoredResponse::deserialize(&record.response).map_err(|error| {
+        tracing::error!(%error, "stored idempotent response does not decode");
+        Problem::internal()
+    })?;
+    let status = StatusCode::from_u16(stored.status).map_err(|error| {
+        tracing::error!(%error, "stored idempotent response has no valid status");
+        Problem::internal()
+    })?;
+    let mut body = stored.body;
     // Records written before the token existed lack it; it is derived, never stored state.
     body.consistency_token = ConsistencyToken {
         aggregate_id: body.id,

@@ -14,6 +14,7 @@ mod personal;
 mod problem;
 mod projections;
 mod queries;
+mod response;
 mod waits;
 
 use std::sync::Arc;
@@ -37,14 +38,13 @@ pub use extract::{
 };
 pub use openapi::{ApiDoc, document};
 pub use problem::Problem;
-pub(crate) use queries::STATUSES;
 pub use waits::{MAX_WAITS_PER_CALLER, WaitSlots};
 
 use crate::auth::JwtKeys;
 use crate::cache::OrderCache;
 use crate::commands::CommandHandler;
-use crate::projections::Projections;
-use crate::store::Store;
+use order_views::Projections;
+use store::Store;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -75,11 +75,7 @@ pub struct HttpLimits {
 }
 
 /// The whole API with its middleware, and the operator console at `/console` when given.
-pub fn router(
-    state: AppState,
-    limits: HttpLimits,
-    console: Option<crate::console::Console>,
-) -> Router {
+pub fn router(state: AppState, limits: HttpLimits, console: Option<console::Console>) -> Router {
     let api = Router::new()
         .route(
             "/orders",
@@ -124,8 +120,17 @@ pub fn router(
     // passed them already).
     let api = match console {
         Some(console) => {
-            let pages = crate::console::routes(api.clone(), state, console);
-            api.nest_service("/console", pages)
+            let keys = state.keys.clone();
+            let deps = console::ConsoleDeps {
+                api: api.clone(),
+                mint: std::sync::Arc::new(move |subject: &str, ttl| {
+                    keys.issue(subject, crate::auth::Role::Staff, ttl).ok()
+                }),
+                store: state.handler.store().clone(),
+                on_error: state.projections.on_error(),
+                shutting_down: state.shutting_down.clone(),
+            };
+            api.nest_service("/console", console::routes(deps, console))
         }
         None => api,
     };

@@ -3,13 +3,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{
     CancelOrder, ChangeShippingAddress, CreateOrder, OrderAggregate, OrderCommand, ShipOrder,
 };
 use event_store::EventStore;
-use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -19,7 +18,8 @@ use super::dto::{
     EventsQuery, OrderQuery, OrderResponse, ShipOrderRequest,
 };
 use super::extract::{ApiQuery, CommandHeaders, JsonBody, OptionalJsonBody, OrderId};
-use super::idempotency;
+use super::idempotency::{self, StoredResponse};
+use super::response::{command_response, with_etag};
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
 use crate::commands::{AccessDenied, AsOf, CommandContext, IdempotencyKey};
@@ -503,7 +503,9 @@ async fn run_command(
         }
         _ => Ok(()),
     };
-    let render = |order: &OrderAggregate, version: u64| json!({ "status": status.as_u16(), "body": OrderResponse::new(id, order, version) });
+    let render = |order: &OrderAggregate, version: u64| {
+        StoredResponse::new(status, OrderResponse::new(id, order, version)).to_json()
+    };
     let outcome = match state
         .handler
         .execute::<OrderAggregate>(id, command.clone(), &context, guard, render)
@@ -526,23 +528,4 @@ async fn run_command(
     let mut body = OrderResponse::new(id, &outcome.state, outcome.version);
     body.position = outcome.position;
     Ok(command_response(status, body))
-}
-
-/// The response of an accepted command: JSON body, `ETag`, and `Location` for a creation.
-pub(super) fn command_response(status: StatusCode, body: OrderResponse) -> Response {
-    let (id, version) = (body.id, body.version);
-    let mut response = (status, Json(body)).into_response();
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/orders/{id}"))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    with_etag(response, version)
-}
-
-fn with_etag(mut response: Response, version: u64) -> Response {
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
 }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::extract::CommandHeaders;
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
-use crate::personal::forget_customer;
 use domain::EventMetadata;
+use personal_data::forget_customer;
 
 /// Largest response body the reveal layer reads (lists are paged far below this).
 const MAX_REVEALED_BODY: usize = 16 * 1024 * 1024;

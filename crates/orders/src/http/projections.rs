@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
-use crate::projections::engines::ProjectionEngine;
+use order_views::engines::ProjectionEngine;
 
 /// One read model's state.
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,11 +105,11 @@ fn unknown(name: &str) -> Problem {
 macro_rules! with_engine {
     ($state:expr, $name:expr, $engine:ident => $body:expr) => {
         match $name {
-            crate::projections::ORDERS_PROJECTION => {
+            order_views::ORDERS_PROJECTION => {
                 let $engine: &ProjectionEngine<_> = &$state.projections.read_model;
                 $body
             }
-            crate::projections::customers::CUSTOMERS_PROJECTION => {
+            order_views::customers::CUSTOMERS_PROJECTION => {
                 let $engine: &ProjectionEngine<_> = &$state.projections.customers;
                 $body
             }

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::OrderStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -18,7 +19,7 @@ use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
 use event_store::Feed;
 
-use crate::projections::{ListQuery, Which};
+use order_views::{ListQuery, Which};
 
 /// Largest page of `GET /orders`.
 pub(super) const MAX_PAGE: usize = 100;
@@ -120,9 +121,6 @@ pub async fn customer_summary(
     Ok(Json(CustomerSummaryResponse::new(customer, summary, position)).into_response())
 }
 
-pub(crate) const STATUSES: [&str; 5] =
-    ["created", "confirmed", "shipped", "delivered", "cancelled"];
-
 /// Orders, filtered by customer and status, a page at a time.
 #[utoipa::path(get, path = "/orders", tag = "queries", params(ListParams),
     responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 403, body = Problem),
@@ -147,11 +145,14 @@ pub async fn list_orders(
         }
     };
     if let Some(status) = &params.status
-        && !STATUSES.contains(&status.as_str())
+        && !OrderStatus::LISTED
+            .iter()
+            .any(|listed| listed.as_str() == status)
     {
+        let statuses: Vec<&str> = OrderStatus::LISTED.iter().map(|s| s.as_str()).collect();
         return Err(Problem::bad_request(
             "invalid-status",
-            format!("status must be one of {}", STATUSES.join(", ")),
+            format!("status must be one of {}", statuses.join(", ")),
         ));
     }
     let limit = params.limit.unwrap_or(20);

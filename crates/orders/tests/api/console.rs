@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use console::ConsoleKeys;
 use domain::{CreateOrder, Currency, DomainEvent, OrderAggregate, OrderItem};
 use event_store::{EventStore, ExpectedVersion, NewEvent};
 use orders::auth::{JwtKeys, Role};
-use orders::console::ConsoleKeys;
-use orders::store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use store::Store;
 use uuid::Uuid;
 
 use crate::harness::{Backend, TestApp, spawn_app};

@@ -131,10 +131,8 @@ async fn a_rebuilt_summary_equals_the_live_one(backend: Backend) {
             .unwrap();
         live.push(body);
     }
-    let store = orders::store::Store::open(&app.config.database)
-        .await
-        .unwrap();
-    let report = orders::projections::CustomerSummaries::for_store(&store)
+    let store = store::Store::open(&app.config.database).await.unwrap();
+    let report = order_views::CustomerSummaries::for_store(&store)
         .rebuild(|_, _| {})
         .await
         .unwrap();

@@ -76,7 +76,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
             ttl: Duration::from_secs(60),
         },
         read_wait: Duration::from_secs(3),
-        projection_on_error: orders::projections::OnError::Park,
+        projection_on_error: order_views::OnError::Park,
         instance_id: orders::app::default_instance_id(),
         kafka: Default::default(),
     };
@@ -202,11 +202,9 @@ impl TestApp {
     }
 
     /// The read model of the service's database (a second handle on it).
-    pub async fn read_model(&self) -> orders::projections::ReadModel {
-        let store = orders::store::Store::open(&self.config.database)
-            .await
-            .unwrap();
-        orders::projections::ReadModel::for_store(&store)
+    pub async fn read_model(&self) -> order_views::ReadModel {
+        let store = store::Store::open(&self.config.database).await.unwrap();
+        order_views::ReadModel::for_store(&store)
     }
 
     /// `GET` with query parameters, as staff unless a token is given.

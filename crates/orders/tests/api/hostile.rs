@@ -332,7 +332,7 @@ async fn a_caller_has_a_bounded_number_of_waiting_queries() {
         .unwrap();
     sqlx::raw_sql("BEGIN").execute(&mut stall).await.unwrap();
     sqlx::query("SELECT 1 FROM projections WHERE name = $1 FOR UPDATE")
-        .bind(orders::projections::ORDERS_PROJECTION)
+        .bind(order_views::ORDERS_PROJECTION)
         .execute(&mut stall)
         .await
         .unwrap();

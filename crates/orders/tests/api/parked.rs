@@ -11,9 +11,7 @@ crate::on_both_backends!(staff_see_the_read_models_and_operate_their_parked_even
 
 async fn staff_see_the_read_models_and_operate_their_parked_events(backend: Backend) {
     let app = spawn_app(backend).await;
-    let store = orders::store::Store::open(&app.config.database)
-        .await
-        .unwrap();
+    let store = store::Store::open(&app.config.database).await.unwrap();
     let broken = Uuid::now_v7();
     let event = NewEvent::new("Order", "OrderTeleported", 1, json!({}));
     store

@@ -247,7 +247,7 @@ async fn personal_data_is_sealed_at_rest_shown_to_its_owners_and_erased_once_for
     assert_eq!(again["forgotten_at"], first["forgotten_at"]);
 
     // The record of the forgetting is a stream of its own, never read as an order.
-    let record = orders::personal::forget::stream_id(customer);
+    let record = personal_data::forget::stream_id(customer);
     for path in [
         format!("/orders/{record}"),
         format!("/orders/{record}/events"),
@@ -340,9 +340,7 @@ async fn personal_data_is_sealed_at_rest_shown_to_its_owners_and_erased_once_for
     let token = cancelled_b["consistency_token"].as_str().unwrap();
     app.query(&format!("/orders?consistent_with={token}"), &staff)
         .await;
-    let store = orders::store::Store::open(&app.config.database)
-        .await
-        .unwrap();
+    let store = store::Store::open(&app.config.database).await.unwrap();
     let report = orders::cli::verify::verify(&store).await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(
@@ -437,9 +435,7 @@ async fn an_order_stored_at_schema_version_1_loads_takes_an_address_and_ships(ba
     use event_store::{EventStore, NewEvent};
     let app = spawn_app(backend).await;
     let staff = app.staff();
-    let store = orders::store::Store::open(&app.config.database)
-        .await
-        .unwrap();
+    let store = store::Store::open(&app.config.database).await.unwrap();
     let (order, customer) = (Uuid::now_v7(), Uuid::now_v7());
     let v1 = json!({
         "order_id": order, "customer_id": customer, "currency": "EUR",
@@ -593,9 +589,7 @@ async fn a_legacy_plain_cancellation_reason_is_erased_once_its_customer_is_forgo
     use event_store::{EventStore, NewEvent};
     let app = spawn_app(backend).await;
     let staff = app.staff();
-    let store = orders::store::Store::open(&app.config.database)
-        .await
-        .unwrap();
+    let store = store::Store::open(&app.config.database).await.unwrap();
     let (order, customer) = (Uuid::now_v7(), Uuid::now_v7());
     let marker = format!(
         "LEGACY{}",

@@ -245,9 +245,7 @@ async fn a_restart_resumes_the_projection_without_loss_or_duplicates(backend: Ba
 async fn an_event_the_projection_cannot_apply_is_parked_and_the_rest_continue(backend: Backend) {
     let app = spawn_app(backend).await;
     // An order stream whose first event no code understands (written behind the API's back).
-    let store = orders::store::Store::open(&app.config.database)
-        .await
-        .unwrap();
+    let store = store::Store::open(&app.config.database).await.unwrap();
     let broken = Uuid::now_v7();
     let event = NewEvent::new("Order", "OrderTeleported", 1, json!({}));
     store
@@ -270,12 +268,10 @@ async fn an_event_the_projection_cannot_apply_is_parked_and_the_rest_continue(ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_set_to_stop_halts_at_the_bad_event() {
     let app = crate::harness::spawn_app_with(Backend::Sqlite, |c| {
-        c.projection_on_error = orders::projections::OnError::Stop
+        c.projection_on_error = order_views::OnError::Stop
     })
     .await;
-    let store = orders::store::Store::open(&app.config.database)
-        .await
-        .unwrap();
+    let store = store::Store::open(&app.config.database).await.unwrap();
     let event = NewEvent::new("Order", "OrderTeleported", 1, json!({}));
     store
         .append_events(Uuid::now_v7(), ExpectedVersion::NoStream, vec![event])

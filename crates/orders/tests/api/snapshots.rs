@@ -11,7 +11,7 @@ use domain::{
 };
 use event_store::EventStore;
 use orders::commands::{CommandContext, CommandHandler, HandlerConfig};
-use orders::store::Store;
+use store::Store;
 use uuid::Uuid;
 
 use crate::harness::Backend;
