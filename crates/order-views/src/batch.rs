@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use domain::{DomainEvent, OrderEvent};
+use domain::{Aggregate, DomainEvent, OrderAggregate, OrderEvent};
 use event_store::RecordedEvent;
 use uuid::Uuid;
 
@@ -21,18 +21,21 @@ pub struct BatchWrites {
     pub applied: Applied,
 }
 
-/// Folds `events` (in feed order, after checkpoint `after`) onto the current rows of the orders
-/// they touch, under the engine's error policy.
-pub fn fold_batch(
+/// Folds each order event of `events` (in feed order, after checkpoint `after`) onto the row of
+/// its order, under the engine's error policy: the one fold driver of the service's read models.
+/// `rows` holds the current rows of the orders the batch touches; `apply` folds one event onto
+/// one row (or none yet) and fails without side effects. Returns the changed rows, in the order
+/// the batch first touched them, and what the engine records.
+pub fn fold_orders<R: Clone>(
     events: &[RecordedEvent],
-    mut rows: HashMap<Uuid, OrderView>,
+    mut rows: HashMap<Uuid, R>,
     after: u64,
     on_error: OnError,
-) -> BatchWrites {
-    let mut summary = SummaryDelta::default();
+    mut apply: impl FnMut(Option<&R>, &RecordedEvent, &OrderEvent) -> Result<R, String>,
+) -> (Vec<R>, Applied) {
     let mut changed = Vec::new();
     let applied = walk(events, after, on_error, |recorded| {
-        if recorded.aggregate_type != "Order" {
+        if recorded.aggregate_type != OrderAggregate::TYPE {
             return Ok(()); // another aggregate's event: nothing to do
         }
         let event = OrderEvent::from_stored(
@@ -47,22 +50,37 @@ pub fn fold_batch(
             .and_then(|v| v.as_str())
             .unwrap_or("");
         tracing::debug!(correlation_id, order_id = %recorded.aggregate_id, version = recorded.version, event_type = %recorded.event_type, position = ?recorded.position, "projecting event");
-        let current = rows.get(&recorded.aggregate_id).cloned();
-        // The fold changes the summary only when it succeeds, so a failed event leaves both the
-        // row and the summary as they were.
-        let row = apply(current, recorded, &event, &mut summary)?;
+        let row = apply(rows.get(&recorded.aggregate_id), recorded, &event)?;
         if !changed.contains(&recorded.aggregate_id) {
             changed.push(recorded.aggregate_id);
         }
         rows.insert(recorded.aggregate_id, row);
         Ok(())
     });
+    let rows = changed
+        .into_iter()
+        .filter_map(|id| rows.remove(&id))
+        .collect();
+    (rows, applied)
+}
+
+/// Folds `events` (in feed order, after checkpoint `after`) onto the current rows of the orders
+/// they touch, under the engine's error policy.
+pub fn fold_batch(
+    events: &[RecordedEvent],
+    rows: HashMap<Uuid, OrderView>,
+    after: u64,
+    on_error: OnError,
+) -> BatchWrites {
+    let mut summary = SummaryDelta::default();
+    // The fold changes the summary only when it succeeds, so a failed event leaves both the row
+    // and the summary as they were.
+    let (rows, applied) = fold_orders(events, rows, after, on_error, |current, recorded, event| {
+        apply(current.cloned(), recorded, event, &mut summary)
+    });
     summary.compact();
     BatchWrites {
-        rows: changed
-            .into_iter()
-            .filter_map(|id| rows.remove(&id))
-            .collect(),
+        rows,
         summary,
         applied,
     }
@@ -72,7 +90,7 @@ pub fn fold_batch(
 pub fn order_ids(events: &[RecordedEvent]) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = events
         .iter()
-        .filter(|e| e.aggregate_type == "Order")
+        .filter(|e| e.aggregate_type == OrderAggregate::TYPE)
         .map(|e| e.aggregate_id)
         .collect();
     ids.sort_unstable();

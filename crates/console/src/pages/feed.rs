@@ -2,6 +2,7 @@
 //! events. The page filters by event type and pauses in the browser (`console.js`); the stream
 //! carries no payloads, so no personal data.
 
+use domain::{Aggregate, OrderAggregate};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ fn row(event: &RecordedEvent) -> Markup {
             td class="num" { (event.position.unwrap_or(0)) }
             td { (event.event_type) }
             td class="mono" {
-                @if event.aggregate_type == "Order" {
+                @if event.aggregate_type == OrderAggregate::TYPE {
                     a href={ "/console/orders/" (event.aggregate_id) } { (event.aggregate_id) }
                 } @else { (event.aggregate_type) " " (event.aggregate_id) }
             }

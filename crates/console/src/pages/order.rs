@@ -2,6 +2,7 @@
 //! share their correlation ids, and the commands staff can send, pinned with `If-Match` to the
 //! version the page shows.
 
+use domain::{Aggregate, OrderAggregate};
 use std::collections::BTreeSet;
 
 use axum::Form;
@@ -361,7 +362,7 @@ fn correlated_table(events: &[RecordedEvent]) -> Markup {
                                 td class="num" { (event.position.map_or_else(String::new, |p| p.to_string())) }
                                 td { (event.event_type) }
                                 td class="mono" {
-                                    @if event.aggregate_type == "Order" {
+                                    @if event.aggregate_type == OrderAggregate::TYPE {
                                         a href={ "/console/orders/" (event.aggregate_id) } { (event.aggregate_id) }
                                     } @else {
                                         (event.aggregate_type) " " (event.aggregate_id)

@@ -9,9 +9,11 @@ pub mod sqlite;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use domain::{DomainEvent, OrderEvent, OrderStatus};
+use domain::{OrderEvent, OrderStatus};
 use event_store::RecordedEvent;
-use read_model::{Applied, OnError, walk};
+use read_model::{Applied, OnError};
+
+use crate::batch::fold_orders;
 use uuid::Uuid;
 
 /// Name of the summary's projection (its checkpoint row).
@@ -181,33 +183,13 @@ pub struct SummaryWrites {
 /// Folds `events` onto `lines` (the current lines of the orders they touch).
 pub fn fold_batch(
     events: &[RecordedEvent],
-    mut lines: HashMap<Uuid, OrderLine>,
+    lines: HashMap<Uuid, OrderLine>,
     after: u64,
     on_error: OnError,
 ) -> SummaryWrites {
     let mut changes: HashMap<Uuid, CustomerChange> = HashMap::new();
-    let mut changed = Vec::new();
-    let applied = walk(events, after, on_error, |recorded| {
-        if recorded.aggregate_type != "Order" {
-            return Ok(());
-        }
-        let event = OrderEvent::from_stored(
-            &recorded.event_type,
-            recorded.schema_version,
-            recorded.payload.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        let line = apply(
-            lines.get(&recorded.aggregate_id),
-            recorded,
-            &event,
-            &mut changes,
-        )?;
-        if !changed.contains(&recorded.aggregate_id) {
-            changed.push(recorded.aggregate_id);
-        }
-        lines.insert(recorded.aggregate_id, line);
-        Ok(())
+    let (lines, applied) = fold_orders(events, lines, after, on_error, |line, recorded, event| {
+        apply(line, recorded, event, &mut changes)
     });
     let changes = changes
         .into_iter()
@@ -217,10 +199,7 @@ pub fn fold_batch(
         })
         .collect();
     SummaryWrites {
-        lines: changed
-            .into_iter()
-            .filter_map(|id| lines.remove(&id))
-            .collect(),
+        lines,
         changes,
         applied,
     }
