@@ -8,6 +8,7 @@ use super::postgres::PgReadModel;
 use super::schema::{ListQuery, OrderProjection, Stats};
 use super::sqlite::SqliteReadModel;
 use super::view::OrderView;
+use sqlx::PgPool;
 use store::{Db, Store};
 
 /// The order read model on the service's database: its engine (batches, rebuilds, parked
@@ -51,6 +52,15 @@ impl ReadModel {
         Self {
             engine: ProjectionEngine::for_store(store, OrderProjection),
             queries,
+        }
+    }
+
+    /// The same read model, its queries answered by a hot standby of its PostgreSQL database
+    /// (`pool`), whose replicated tables and checkpoint are a past state of the primary's.
+    pub fn on_standby(&self, pool: PgPool) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            queries: Queries::Postgres(PgReadModel::new(pool)),
         }
     }
 

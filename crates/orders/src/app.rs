@@ -18,6 +18,39 @@ use console::{Console, ConsoleKeys, HealthSamples, LinkTable, RelayView};
 use order_views::Projections;
 use personal_data::{KeyRing, KeyTable, MasterKey};
 use store::Store;
+use store::replicas::{ReplicaOptions, Replicas};
+
+/// Queries answered by hot standbys (`DATABASE_READ_URL`). `Debug` shows no password.
+#[derive(Clone)]
+pub struct ReadReplicaConfig {
+    /// The standbys, in libpq's multi-host form; `None`: the primary answers every query.
+    pub url: Option<String>,
+    /// Longest lag at which a standby answers a query without a consistency token.
+    pub max_lag: Duration,
+    /// Longest a query with a consistency token waits for a standby to replay the write before
+    /// the primary answers it.
+    pub standby_wait: Duration,
+}
+
+impl Default for ReadReplicaConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_lag: Duration::from_secs(1),
+            standby_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadReplicaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadReplicaConfig")
+            .field("url", &self.url.as_deref().map(redact_password))
+            .field("max_lag", &self.max_lag)
+            .field("standby_wait", &self.standby_wait)
+            .finish()
+    }
+}
 
 /// Everything [`Application::build`] needs. `Debug` shows no secret.
 #[derive(Clone)]
@@ -41,6 +74,8 @@ pub struct AppConfig {
     pub redis_url: Option<String>,
     /// Cache settings.
     pub cache: CacheConfig,
+    /// Hot standbys that answer queries.
+    pub read_replicas: ReadReplicaConfig,
     /// Longest a query waits for the read model to reach a position.
     pub read_wait: Duration,
     /// What the read model does with an event it cannot apply.
@@ -69,6 +104,7 @@ impl std::fmt::Debug for AppConfig {
             .field("idempotency_retention", &self.idempotency_retention)
             .field("redis_url", &self.redis_url.as_deref().map(redact_password))
             .field("cache", &self.cache)
+            .field("read_replicas", &self.read_replicas)
             .field("read_wait", &self.read_wait)
             .field("projection_on_error", &self.projection_on_error)
             .field("instance_id", &self.instance_id)
@@ -141,6 +177,7 @@ impl Application {
             Some(url) => Some(OrderCache::connect(url, config.cache.clone()).await?),
             None => None,
         };
+        let replicas = start_replicas(&store, &config, &shutdown)?;
         let state = AppState {
             handler: CommandHandler::new(store, config.handler).with_key_ring(ring),
             keys: JwtKeys::new(&secret).with_max_ttl(config.token_max_ttl),
@@ -149,6 +186,8 @@ impl Application {
             cache,
             read_wait: config.read_wait,
             waits: Default::default(),
+            replicas,
+            standby_wait: config.read_replicas.standby_wait,
         };
         Ok(Self {
             listener,
@@ -261,6 +300,27 @@ impl Application {
         }
         finished
     }
+}
+
+/// The standbys of `DATABASE_READ_URL`, watched until shutdown; only beside a PostgreSQL primary.
+fn start_replicas(
+    store: &Store,
+    config: &AppConfig,
+    shutdown: &watch::Sender<bool>,
+) -> anyhow::Result<Option<Replicas>> {
+    let Some(url) = &config.read_replicas.url else {
+        return Ok(None);
+    };
+    let store::Db::Postgres(primary) = store.db() else {
+        anyhow::bail!(
+            "DATABASE_READ_URL names standbys of a PostgreSQL primary; the embedded SQLite file has none (unset it)"
+        );
+    };
+    let options = ReplicaOptions {
+        max_lag: config.read_replicas.max_lag,
+        max_connections: config.database.max_connections,
+    };
+    Replicas::start(url, primary, options, shutdown.subscribe()).map(Some)
 }
 
 /// The console's keys (derived from the token secret), its table of used links, the charts'

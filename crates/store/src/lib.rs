@@ -5,6 +5,8 @@
 //! two are the only places that name both backends: everything above takes one of them and
 //! matches on it, or takes a dialect built from it.
 
+pub mod replicas;
+
 use chrono::{DateTime, Utc};
 use event_store::{
     AppendRequest, AppendResult, EventStore, Feed, FeedBacklog, FeedEvent, FeedWakeups,

@@ -30,6 +30,14 @@ impl CustomerSummaries {
         }
     }
 
+    /// The same summary, its query answered by a hot standby of its PostgreSQL database.
+    pub fn on_standby(&self, pool: sqlx::PgPool) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            db: Db::Postgres(pool),
+        }
+    }
+
     /// `customer`'s summary in the tables of `generation` (all zero for a customer without
     /// orders).
     pub async fn summary(&self, generation: i32, customer: Uuid) -> sqlx::Result<CustomerSummary> {

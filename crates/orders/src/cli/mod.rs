@@ -139,6 +139,18 @@ pub struct ServeArgs {
     /// How long an unused cache entry lives.
     #[arg(long, env = "ORDERS_CACHE_TTL", default_value = "10m", value_parser = common::config::parse_duration)]
     pub cache_ttl: std::time::Duration,
+    /// Hot standbys of the PostgreSQL primary that answer queries (libpq's multi-host form,
+    /// `postgres://user@standby1,standby2/orders`). Unset: the primary answers every query.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
+    /// Longest replication lag at which a standby answers a query that carries no consistency
+    /// token (queries with one are never answered stale, whatever the lag).
+    #[arg(long, env = "ORDERS_READ_MAX_LAG", default_value = "1s", value_parser = common::config::parse_duration)]
+    pub read_max_lag: std::time::Duration,
+    /// Longest a query with a consistency token waits for a standby to replay the write before
+    /// the primary answers it.
+    #[arg(long, env = "ORDERS_READ_STANDBY_WAIT", default_value = "500ms", value_parser = common::config::parse_duration)]
+    pub read_standby_wait: std::time::Duration,
     /// Longest a query with `min_position` waits for the read model.
     #[arg(long, env = "ORDERS_READ_WAIT", default_value = "5s", value_parser = common::config::parse_duration)]
     pub read_wait: std::time::Duration,
@@ -226,6 +238,11 @@ impl From<ServeArgs> for AppConfig {
                 prefix: args.cache_prefix,
                 timeout: args.cache_timeout,
                 ttl: args.cache_ttl,
+            },
+            read_replicas: crate::app::ReadReplicaConfig {
+                url: args.database_read_url,
+                max_lag: args.read_max_lag,
+                standby_wait: args.read_standby_wait,
             },
             read_wait: args.read_wait,
             projection_on_error: args.projection_on_error,

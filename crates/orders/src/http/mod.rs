@@ -63,6 +63,10 @@ pub struct AppState {
     pub read_wait: Duration,
     /// Queries waiting for the read model, per caller.
     pub waits: WaitSlots,
+    /// Hot standbys that answer queries (`DATABASE_READ_URL`); `None`: the primary answers all.
+    pub replicas: Option<store::replicas::Replicas>,
+    /// Longest a query with a consistency token waits for a standby before the primary answers.
+    pub standby_wait: Duration,
 }
 
 /// Limits applied to every request.

@@ -1,5 +1,6 @@
 //! Queries served by the read model: lists and the summary, with read-your-writes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -19,7 +20,9 @@ use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
 use event_store::Feed;
 
-use order_views::{ListQuery, Which};
+use order_views::{CustomerSummaries, ListQuery, ReadModel, Which};
+use read_model::{Dialect, PgDialect};
+use store::replicas::Replica;
 
 /// Largest page of `GET /orders`.
 pub(super) const MAX_PAGE: usize = 100;
@@ -104,7 +107,7 @@ pub async fn customer_summary(
             format!("no summary of customer {customer} for this caller"),
         ));
     }
-    let (generation, position) = caught_up(
+    let read = caught_up(
         &state,
         Which::Customers,
         &principal,
@@ -112,13 +115,19 @@ pub async fn customer_summary(
         params.consistent_with.as_deref(),
     )
     .await?;
-    let summary = state
-        .projections
-        .customers
-        .summary(generation, customer)
-        .await
-        .map_err(read_model_down)?;
-    Ok(Json(CustomerSummaryResponse::new(customer, summary, position)).into_response())
+    let (summary, read) = answer(
+        &state,
+        Which::Customers,
+        read,
+        |views, generation| async move { views.customers.summary(generation, customer).await },
+    )
+    .await?;
+    let response = Json(CustomerSummaryResponse::new(
+        customer,
+        summary,
+        read.position,
+    ));
+    Ok(served_by(response.into_response(), &read, &principal))
 }
 
 /// Orders, filtered by customer and status, a page at a time.
@@ -163,7 +172,7 @@ pub async fn list_orders(
         ));
     }
     let range = IdRange::of(&params)?;
-    let generation = caught_up(
+    let read = caught_up(
         &state,
         Which::Orders,
         &principal,
@@ -178,20 +187,19 @@ pub async fn list_orders(
         highest: range.highest,
         limit: limit + 1,
     };
-    let mut orders = state
-        .projections
-        .read_model
-        .list(generation.0, &query)
-        .await
-        .map_err(read_model_down)?;
+    let (mut orders, read) = answer(&state, Which::Orders, read, |views, generation| {
+        let query = query.clone();
+        async move { views.orders.list(generation, &query).await }
+    })
+    .await?;
     let next_cursor = (orders.len() > limit).then(|| orders[limit - 1].order_id);
     orders.truncate(limit);
-    Ok(Json(OrderPage {
+    let page = Json(OrderPage {
         orders: orders.into_iter().map(ListedOrder::from).collect(),
         next_cursor,
-        position: generation.1,
-    })
-    .into_response())
+        position: read.position,
+    });
+    Ok(served_by(page.into_response(), &read, &principal))
 }
 
 /// The filters of `GET /orders` on an order's id, as one inclusive range of ids.
@@ -296,7 +304,7 @@ pub async fn stats(
     if principal.role != Role::Staff {
         return Err(Problem::forbidden("only staff may read the summary"));
     }
-    let (generation, _) = caught_up(
+    let read = caught_up(
         &state,
         Which::Orders,
         &principal,
@@ -304,17 +312,43 @@ pub async fn stats(
         params.consistent_with.as_deref(),
     )
     .await?;
-    let stats = state
-        .projections
-        .read_model
-        .stats(generation)
-        .await
-        .map_err(read_model_down)?;
-    Ok(Json(StatsResponse::from(stats)).into_response())
+    let (stats, read) = answer(
+        &state,
+        Which::Orders,
+        read,
+        |views, generation| async move { views.orders.stats(generation).await },
+    )
+    .await?;
+    let response = Json(StatsResponse::from(stats)).into_response();
+    Ok(served_by(response, &read, &principal))
 }
 
-/// Waits (bounded) for the read model to include `min_position` and the writes `tokens` names;
-/// returns (generation, checkpoint).
+/// Where a query is answered, and which state of the read model that is.
+struct Read {
+    /// The hot standby that answers (`DATABASE_READ_URL`), or `None` for the primary.
+    standby: Option<Arc<Replica>>,
+    /// The generation of the read model's tables.
+    generation: i32,
+    /// Its checkpoint: the answer includes every event up to this feed position.
+    position: u64,
+}
+
+/// The read models a query reads, on the primary or on one standby.
+struct Views {
+    orders: ReadModel,
+    customers: CustomerSummaries,
+}
+
+/// How often a query with a consistency token looks at a standby's replicated checkpoint while
+/// it waits for the standby to replay the write.
+const STANDBY_POLL: Duration = Duration::from_millis(5);
+
+/// Waits (bounded) for the read model to include `min_position` and the writes `tokens` names,
+/// and says where to read it.
+///
+/// With `DATABASE_READ_URL`, a standby answers when its replicated checkpoint has reached what
+/// the caller needs (waiting up to `ORDERS_READ_STANDBY_WAIT`), or, for a query with neither, when
+/// its lag is within `ORDERS_READ_MAX_LAG`; otherwise the primary does, as without standbys.
 ///
 /// A position the feed has not issued is refused at once (it could only be waited for in vain),
 /// and a caller may have at most [`waits::MAX_WAITS_PER_CALLER`] queries waiting at a time.
@@ -324,8 +358,11 @@ async fn caught_up(
     principal: &Principal,
     min_position: Option<u64>,
     tokens: Option<&str>,
-) -> Result<(i32, u64), Problem> {
+) -> Result<Read, Problem> {
     if min_position.is_none() && tokens.is_none() {
+        if let Some(read) = on_fresh_standby(state, which).await {
+            return Ok(read);
+        }
         return current(state, which).await;
     }
     let deadline = tokio::time::Instant::now() + state.read_wait;
@@ -361,6 +398,11 @@ async fn caught_up(
         None => None,
     };
     let wanted = min_position.max(written);
+    if let Some(position) = wanted
+        && let Some(read) = on_standby_at(state, which, position).await
+    {
+        return Ok(read);
+    }
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Some(position) = wanted
         && !state
@@ -370,7 +412,7 @@ async fn caught_up(
             .await
     {
         // Another instance may be the one applying events: check the durable checkpoint too.
-        let (_, checkpoint) = current(state, which).await?;
+        let checkpoint = current(state, which).await?.position;
         if checkpoint < position {
             return Err(behind(position, checkpoint, state.read_wait));
         }
@@ -378,15 +420,150 @@ async fn caught_up(
     current(state, which).await
 }
 
-async fn current(state: &AppState, which: Which) -> Result<(i32, u64), Problem> {
+/// The primary's read model at its checkpoint.
+async fn current(state: &AppState, which: Which) -> Result<Read, Problem> {
     let checkpoint = match which {
         Which::Orders => state.projections.read_model.checkpoint().await,
         Which::Customers => state.projections.customers.checkpoint().await,
     };
     checkpoint
         .map_err(read_model_down)?
-        .map(|c| (c.generation, c.position))
+        .map(|c| Read {
+            standby: None,
+            generation: c.generation,
+            position: c.position,
+        })
         .ok_or_else(Problem::unavailable)
+}
+
+/// A standby whose lag is within `ORDERS_READ_MAX_LAG`, at its replicated checkpoint.
+async fn on_fresh_standby(state: &AppState, which: Which) -> Option<Read> {
+    let replica = state.replicas.as_ref()?.fresh()?;
+    let (generation, position) = standby_checkpoint(state, &replica, which).await?;
+    Some(Read {
+        standby: Some(replica),
+        generation,
+        position,
+    })
+}
+
+/// A standby once its replicated checkpoint has reached `position`, if that happens within
+/// `ORDERS_READ_STANDBY_WAIT`. The checkpoint commits with the rows it covers and replicates with
+/// them, so a standby at that checkpoint holds every write up to `position`: never stale.
+async fn on_standby_at(state: &AppState, which: Which, position: u64) -> Option<Read> {
+    let replica = state.replicas.as_ref()?.any()?;
+    let deadline = tokio::time::Instant::now() + state.standby_wait;
+    loop {
+        let (generation, reached) = standby_checkpoint(state, &replica, which).await?;
+        if reached >= position {
+            return Some(Read {
+                standby: Some(replica),
+                generation,
+                position: reached,
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            metrics::counter!("read_standby_fallbacks_total", "reason" => "behind").increment(1);
+            return None;
+        }
+        tokio::time::sleep(STANDBY_POLL).await;
+    }
+}
+
+/// `which`'s checkpoint as `replica` has replayed it; a failure takes the standby out of
+/// rotation (the caller then reads from the primary).
+async fn standby_checkpoint(
+    state: &AppState,
+    replica: &Replica,
+    which: Which,
+) -> Option<(i32, u64)> {
+    let name = match which {
+        Which::Orders => state.projections.read_model.name(),
+        Which::Customers => state.projections.customers.name(),
+    };
+    match PgDialect::new(replica.pool().clone())
+        .checkpoint(name)
+        .await
+    {
+        Ok(checkpoint) => checkpoint.map(|c| (c.generation, c.position)),
+        Err(error) => {
+            replica.suspend(&format!("reading the checkpoint failed: {error}"));
+            metrics::counter!("read_standby_fallbacks_total", "reason" => "error").increment(1);
+            None
+        }
+    }
+}
+
+/// Runs `query` on the read models `read` names. A standby that fails it (down, or the query
+/// cancelled for a conflict with replay) leaves rotation, and the primary answers instead, at its
+/// own checkpoint, which is never behind a standby's: the caller sees no error.
+async fn answer<T, F>(
+    state: &AppState,
+    which: Which,
+    read: Read,
+    query: impl Fn(Views, i32) -> F,
+) -> Result<(T, Read), Problem>
+where
+    F: Future<Output = sqlx::Result<T>>,
+{
+    let model = match which {
+        Which::Orders => "orders",
+        Which::Customers => "customers",
+    };
+    let read = match &read.standby {
+        Some(replica) => {
+            let views = Views {
+                orders: state
+                    .projections
+                    .read_model
+                    .on_standby(replica.pool().clone()),
+                customers: state
+                    .projections
+                    .customers
+                    .on_standby(replica.pool().clone()),
+            };
+            match query(views, read.generation).await {
+                Ok(answer) => {
+                    metrics::counter!("read_queries_total", "read_model" => model, "server" => "standby")
+                        .increment(1);
+                    return Ok((answer, read));
+                }
+                Err(error) => {
+                    replica.suspend(&format!("a query failed: {error}"));
+                    metrics::counter!("read_standby_fallbacks_total", "reason" => "error")
+                        .increment(1);
+                    current(state, which).await?
+                }
+            }
+        }
+        None => read,
+    };
+    let views = Views {
+        orders: state.projections.read_model.clone(),
+        customers: state.projections.customers.clone(),
+    };
+    let answer = query(views, read.generation)
+        .await
+        .map_err(read_model_down)?;
+    metrics::counter!("read_queries_total", "read_model" => model, "server" => "primary")
+        .increment(1);
+    Ok((answer, read))
+}
+
+/// Tells staff which server answered (`X-Served-By: primary|standby`); customers are not shown
+/// the deployment.
+fn served_by(mut response: Response, read: &Read, principal: &Principal) -> Response {
+    if principal.role == Role::Staff {
+        let server = if read.standby.is_some() {
+            "standby"
+        } else {
+            "primary"
+        };
+        response
+            .headers_mut()
+            .insert("x-served-by", HeaderValue::from_static(server));
+    }
+    response
 }
 
 fn behind(wanted: u64, checkpoint: u64, waited: Duration) -> Problem {

@@ -75,6 +75,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
             timeout: Duration::from_millis(100),
             ttl: Duration::from_secs(60),
         },
+        read_replicas: Default::default(),
         read_wait: Duration::from_secs(3),
         projection_on_error: order_views::OnError::Park,
         instance_id: orders::app::default_instance_id(),

@@ -20,6 +20,7 @@ mod parity;
 mod parked;
 mod personal_data;
 mod queries;
+mod read_replicas;
 mod restart;
 mod round_trips;
 mod snapshots;
