@@ -40,6 +40,8 @@ pub struct ServiceOptions {
     pub log: String,
     /// Directory for its data dir and its log file.
     pub work_dir: PathBuf,
+    /// More environment for it (`DATABASE_READ_URL`, …).
+    pub env: Vec<(String, String)>,
 }
 
 /// Memory of a process, from `/proc/<pid>/status`, in KiB.
@@ -146,6 +148,7 @@ impl Service {
             .env("RUST_LOG", &options.log)
             // Measure the service alone: no Redis cache even if the environment names one.
             .env_remove("REDIS_URL")
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -185,6 +188,11 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     /// The child's process id.

@@ -189,6 +189,7 @@ async fn run(
         max_connections: args.service_max_connections,
         log: args.service_log.clone(),
         work_dir: work_dir.to_path_buf(),
+        env: Vec::new(),
     })
     .await?;
     let started = service.memory()?;

@@ -850,6 +850,7 @@ async fn visibility(
         max_connections: args.service_max_connections,
         log: args.service_log.clone(),
         work_dir: work_dir.join("service"),
+        env: Vec::new(),
     })
     .await?;
     db::settle_projection(pool, SETTLE_LIMIT).await?;
