@@ -61,9 +61,10 @@ async fn main() -> anyhow::Result<()> {
         standby.port()
     );
     println!(
-        "\n| case | reads/s | commands/s | reads on the standby | stale reads | token read p50 | p99 | primary CPU per read |"
+        "\n| case | reads/s | commands/s | reads on the standby | stale reads | token read p50 | p99 | primary CPU per read | WAL per command |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let primary_pool = sqlx::PgPool::connect(&primary.url()).await?;
     for (name, read_url) in [
         ("primary alone", None),
         ("primary + 1 standby", Some(standby.url())),
@@ -99,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         let mut phases = Vec::new();
         for mix in [true, false] {
             let cpu_before = cluster_cpu(postmaster);
+            let wal_before = wal_position(&primary_pool).await?;
             let started = Instant::now();
             let seconds = if mix { args.seconds } else { args.seconds / 2 };
             let until = started + Duration::from_secs(seconds);
@@ -123,17 +125,18 @@ async fn main() -> anyhow::Result<()> {
             }
             let elapsed = started.elapsed().as_secs_f64();
             let cpu = cluster_cpu(postmaster).saturating_sub(cpu_before);
-            phases.push((total, elapsed, cpu));
+            let wal = wal_position(&primary_pool).await? - wal_before;
+            phases.push((total, elapsed, cpu, wal));
         }
         service.stop(Duration::from_secs(5)).await?;
-        let [(mix, elapsed, _), (reads_only, _, reads_only_cpu)] = &phases[..] else {
+        let [(mix, elapsed, _, wal), (reads_only, _, reads_only_cpu, _)] = &phases[..] else {
             anyhow::bail!("two phases ran");
         };
         let reads = mix.token_reads.len() + mix.plain_reads;
         let only_reads = reads_only.token_reads.len() + reads_only.plain_reads;
         let latency = Latency::of(mix.token_reads.clone());
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} % | {} | {:.1} ms | {:.1} ms | {:.0} µs |",
+            "| {name} | {:.0} | {:.0} | {:.0} % | {} | {:.1} ms | {:.1} ms | {:.0} µs | {:.1} KiB |",
             reads as f64 / elapsed,
             mix.commands as f64 / elapsed,
             100.0 * (mix.on_standby + reads_only.on_standby) as f64
@@ -142,10 +145,11 @@ async fn main() -> anyhow::Result<()> {
             latency.p50.as_secs_f64() * 1e3,
             latency.p99.as_secs_f64() * 1e3,
             reads_only_cpu.as_secs_f64() * 1e6 / only_reads.max(1) as f64,
+            *wal as f64 / 1024.0 / mix.commands.max(1) as f64,
         );
     }
     println!(
-        "\nreads/s, commands/s and p50/p99 (reads with a token): the mix, one command in five. Primary CPU per read: a second phase of reads only, half as long; the CPU time of the primary cluster's processes (postmaster and children) divided by its reads."
+        "\nreads/s, commands/s and p50/p99 (reads with a token): the mix, one command in five. Primary CPU per read: a second phase of reads only, half as long; the CPU time of the primary cluster's processes (postmaster and children) divided by its reads. WAL per command: the primary's WAL over the mix (events, idempotency records, read models, checkpoints) divided by its commands."
     );
     Ok(())
 }
@@ -258,6 +262,15 @@ fn served_by_standby(response: &reqwest::Response) -> bool {
         .headers()
         .get("x-served-by")
         .is_some_and(|v| v.as_bytes() == b"standby")
+}
+
+/// The primary's WAL insert position, in bytes.
+async fn wal_position(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// CPU time (user + system) of a PostgreSQL cluster: its postmaster and every child of it.
