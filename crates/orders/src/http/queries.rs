@@ -343,6 +343,10 @@ struct Views {
 /// it waits for the standby to replay the write.
 const STANDBY_POLL: Duration = Duration::from_millis(5);
 
+/// Longest a standby may take over one statement (a checkpoint read or a query) before it is
+/// taken out of rotation and the primary answers: a hung standby costs a caller at most this.
+const STANDBY_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Waits (bounded) for the read model to include `min_position` and the writes `tokens` names,
 /// and says where to read it.
 ///
@@ -494,8 +498,8 @@ async fn standby_checkpoint(
     }
 }
 
-/// Runs `query` on the read models `read` names. A standby that fails it (down, or the query
-/// cancelled for a conflict with replay) leaves rotation, and the primary answers instead, at its
+/// Runs `query` on the read models `read` names. A standby that fails it (down, hung past
+/// [`STANDBY_TIMEOUT`], or the query cancelled for a conflict with replay) leaves rotation, and the primary answers instead, at its
 /// own checkpoint, which is never behind a standby's: the caller sees no error.
 async fn answer<T, F>(
     state: &AppState,
@@ -522,7 +526,14 @@ where
                     .customers
                     .on_standby(replica.pool().clone()),
             };
-            match query(views, read.generation).await {
+            let answered = tokio::time::timeout(STANDBY_TIMEOUT, query(views, read.generation))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(sqlx::Error::Protocol(format!(
+                        "no answer within {STANDBY_TIMEOUT:?}"
+                    )))
+                });
+            match answered {
                 Ok(answer) => {
                     metrics::counter!("read_queries_total", "read_model" => model, "server" => "standby")
                         .increment(1);

@@ -242,3 +242,62 @@ async fn a_lagging_or_stopped_standby_costs_no_error() {
     )
     .await;
 }
+
+/// A standby that hangs (accepts connections, answers nothing): each query costs at most the
+/// standby timeout, then the primary answers; the standby is out of rotation until it answers
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_standby_costs_at_most_its_timeout() {
+    let primary = Cluster::start();
+    let standby = Cluster::standby_of(&primary, "s1", &[]);
+    let proxy = test_support::proxy::Proxy::start(([127, 0, 0, 1], standby.port()).into()).await;
+    let (primary_url, standby_url) = (
+        primary.url(),
+        format!("postgres://postgres@{}/postgres", proxy.addr),
+    );
+    let app = spawn_app_with(Backend::Postgres, |config| {
+        config.database.database_url = Some(primary_url);
+        config.read_replicas.url = Some(standby_url);
+    })
+    .await;
+    let staff = app.staff();
+    let customer = Uuid::now_v7();
+    let list = format!("/orders?customer={customer}");
+    eventually(Duration::from_secs(10), "the standby answers", async || {
+        read(&app, &list, &staff).await.2 == "standby"
+    })
+    .await;
+
+    proxy.hang();
+    let token = app.customer(customer);
+    for _ in 0..5 {
+        let created = app.post("/orders", &token, Some(order_body())).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let created: Value = created.json().await.unwrap();
+        let id: Uuid = serde_json::from_value(created["id"].clone()).unwrap();
+        let written = created["consistency_token"].as_str().unwrap().to_owned();
+        let sent = Instant::now();
+        let path = format!("{list}&consistent_with={written}");
+        let (status, page, server) = read(&app, &path, &staff).await;
+        assert_eq!(
+            (status, server.as_str()),
+            (StatusCode::OK, "primary"),
+            "{page}"
+        );
+        assert!(listed(&page, id).is_some(), "{page}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            sent.elapsed()
+        );
+        let (status, _, server) = read(&app, &list, &staff).await;
+        assert_eq!((status, server.as_str()), (StatusCode::OK, "primary"));
+    }
+    proxy.forward();
+    eventually(
+        Duration::from_secs(10),
+        "the standby answers again",
+        async || read(&app, &list, &staff).await.2 == "standby",
+    )
+    .await;
+}
