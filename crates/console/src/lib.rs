@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use read_model::OnError;
 use store::Store;
+use store::replicas::Replicas;
 
 /// The Kafka relay as the console shows it.
 #[derive(Debug, Clone)]
@@ -79,6 +80,8 @@ pub struct ConsoleDeps {
     pub on_error: OnError,
     /// Turns true when the service starts shutting down: live feeds end.
     pub shutting_down: Arc<AtomicBool>,
+    /// The hot standbys that answer queries, shown with their lag.
+    pub replicas: Option<Replicas>,
 }
 
 /// What every console handler shares.
@@ -88,6 +91,7 @@ pub struct ConsoleState {
     store: Store,
     on_error: OnError,
     shutting_down: Arc<AtomicBool>,
+    replicas: Option<Replicas>,
     console: Arc<Console>,
 }
 
@@ -98,6 +102,7 @@ pub fn routes(deps: ConsoleDeps, console: Console) -> Router {
         store: deps.store,
         on_error: deps.on_error,
         shutting_down: deps.shutting_down,
+        replicas: deps.replicas,
         console: Arc::new(console),
     };
     Router::new()

@@ -71,6 +71,7 @@ async fn render(
         }
         @for section in &sections { (section) }
         (relay)
+        (standbys_table(state.replicas.as_ref()))
     };
     (
         status,
@@ -200,6 +201,36 @@ async fn relay(state: &ConsoleState, head: Option<u64>) -> Markup {
     }
 }
 
+/// The hot standbys that answer queries (`DATABASE_READ_URL`), each with its lag.
+fn standbys_table(replicas: Option<&store::replicas::Replicas>) -> Markup {
+    let Some(replicas) = replicas else {
+        return html! {
+            section aria-labelledby="standbys-heading" {
+                h2 id="standbys-heading" { "Standbys" }
+                p { "The primary answers every query (DATABASE_READ_URL is not set)." }
+            }
+        };
+    };
+    html! {
+        section aria-labelledby="standbys-heading" {
+            h2 id="standbys-heading" { "Standbys" }
+            table data-testid="standbys" {
+                caption { "Hot standbys answering queries" }
+                thead { tr { th scope="col" { "Server" } th scope="col" { "Answers queries" } th scope="col" { "Lag" } } }
+                tbody {
+                    @for replica in replicas.members() {
+                        tr {
+                            td { code { (replica.name()) } }
+                            td { @if replica.in_rotation() { "yes" } @else { "no: the primary answers" } }
+                            td { @if replica.in_rotation() { (format!("{:.1} s", replica.lag().as_secs_f64())) } @else { "unknown" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A parked event's form.
 #[derive(Debug, Deserialize)]
 pub struct ParkedForm {
@@ -242,4 +273,33 @@ pub async fn act(
 
 fn urlencode(segment: &str) -> String {
     form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use store::replicas::{ReplicaOptions, Replicas};
+
+    #[tokio::test]
+    async fn each_standby_is_listed_with_whether_it_answers() {
+        let primary = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://postgres@127.0.0.1:1/orders")
+            .unwrap();
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let options = ReplicaOptions {
+            max_lag: Duration::from_secs(1),
+            max_connections: 1,
+        };
+        let url = "postgres://postgres@127.0.0.1:2,127.0.0.1:3/orders";
+        let replicas = Replicas::start(url, primary, options, shutdown).unwrap();
+        let html = super::standbys_table(Some(&replicas)).into_string();
+        assert!(
+            html.contains("127.0.0.1:2") && html.contains("127.0.0.1:3"),
+            "{html}"
+        );
+        assert_eq!(html.matches("no: the primary answers").count(), 2, "{html}");
+        let none = super::standbys_table(None).into_string();
+        assert!(none.contains("DATABASE_READ_URL is not set"), "{none}");
+    }
 }

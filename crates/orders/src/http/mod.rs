@@ -133,6 +133,7 @@ pub fn router(state: AppState, limits: HttpLimits, console: Option<console::Cons
                 store: state.handler.store().clone(),
                 on_error: state.projections.on_error(),
                 shutting_down: state.shutting_down.clone(),
+                replicas: state.replicas.clone(),
             };
             api.nest_service("/console", console::routes(deps, console))
         }
