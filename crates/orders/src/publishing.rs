@@ -24,13 +24,7 @@ pub fn start(
 
 /// The relay's database handles for the store's backend.
 pub fn relay_db(store: &Store) -> RelayDb {
-    match store {
-        Store::Postgres(pg) => RelayDb::Postgres(pg.pool().clone()),
-        Store::Sqlite(sqlite) => RelayDb::Sqlite {
-            writer: sqlite.writer().clone(),
-            reader: sqlite.reader().clone(),
-        },
-    }
+    RelayDb::new(store.db())
 }
 
 /// The start-up banner's line about publishing.

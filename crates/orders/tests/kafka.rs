@@ -58,7 +58,7 @@ async fn relay_db(app: &TestApp) -> RelayDb {
     let pool = sqlx::PgPool::connect(app.database_url.as_deref().unwrap())
         .await
         .unwrap();
-    RelayDb::Postgres(pool)
+    RelayDb::new(store::Db::Postgres(pool))
 }
 
 /// The feed of the service's database, read by a second store handle that numbers nothing.
@@ -207,10 +207,10 @@ async fn sqlite_service_killed_mid_publish_and_restarted_loses_nothing() {
                 .unwrap();
         }
     }
-    let db = RelayDb::Sqlite {
+    let db = RelayDb::new(store::Db::Sqlite {
         writer: store.writer().clone(),
         reader: store.reader().clone(),
-    };
+    });
     assert_eq!(store.head().await.unwrap(), total);
 
     let serve = |dir: &std::path::Path| {

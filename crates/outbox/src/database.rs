@@ -1,25 +1,23 @@
 //! The relay's own rows in the store's database: its checkpoint and its lease. The feed itself
 //! (events, the head, commit times, wake-ups) comes through the store's `Feed` port.
 
-use sqlx::{PgPool, SqlitePool};
+use store::Db;
 
 use crate::lease::Lease;
 use crate::position::unsigned;
 
 /// Where the relay keeps its checkpoint and finds out about new events: the event store's own
-/// database.
+/// database. On PostgreSQL the lease is a session advisory lock on a dedicated connection, so
+/// several service instances take turns; on SQLite one process owns the file, so the relay needs
+/// no lock.
 #[derive(Debug, Clone)]
-pub enum RelayDb {
-    /// PostgreSQL: the store's pool. The lease is a session advisory lock on a dedicated
-    /// connection, so several service instances take turns.
-    Postgres(PgPool),
-    /// SQLite: one process owns the file, so the relay needs no lock.
-    Sqlite {
-        /// The store's writer pool (checkpoint writes).
-        writer: SqlitePool,
-        /// The store's read pool.
-        reader: SqlitePool,
-    },
+pub struct RelayDb(Db);
+
+impl RelayDb {
+    /// The relay's rows in `db` (the store's database).
+    pub fn new(db: Db) -> Self {
+        Self(db)
+    }
 }
 
 impl RelayDb {
@@ -30,22 +28,22 @@ impl RelayDb {
         name: &str,
         instance: Option<&str>,
     ) -> sqlx::Result<Option<Lease>> {
-        match self {
-            Self::Postgres(pool) => Lease::try_postgres(pool, name, instance).await,
-            Self::Sqlite { writer, .. } => Lease::sqlite(writer, name).await.map(Some),
+        match &self.0 {
+            Db::Postgres(pool) => Lease::try_postgres(pool, name, instance).await,
+            Db::Sqlite { writer, .. } => Lease::sqlite(writer, name).await.map(Some),
         }
     }
 
     /// The relay's stored checkpoint (0 when it never ran), read without taking the lease.
     pub async fn checkpoint(&self, name: &str) -> sqlx::Result<u64> {
-        let position: Option<i64> = match self {
-            Self::Postgres(pool) => {
+        let position: Option<i64> = match &self.0 {
+            Db::Postgres(pool) => {
                 sqlx::query_scalar("SELECT position FROM projections WHERE name = $1")
                     .bind(name)
                     .fetch_optional(pool)
                     .await?
             }
-            Self::Sqlite { reader, .. } => {
+            Db::Sqlite { reader, .. } => {
                 sqlx::query_scalar("SELECT position FROM projections WHERE name = ?1")
                     .bind(name)
                     .fetch_optional(reader)
@@ -60,7 +58,7 @@ impl RelayDb {
     /// `""` for a holder that gave none); `None` when nobody does. SQLite has one process per
     /// file and no lock to look at: `None`.
     pub async fn holder(&self, name: &str) -> sqlx::Result<Option<String>> {
-        let Self::Postgres(pool) = self else {
+        let Db::Postgres(pool) = &self.0 else {
             return Ok(None);
         };
         // A bigint advisory lock shows in pg_locks as its high half (classid) and its low half

@@ -134,7 +134,7 @@ async fn run(
     };
     let store = PostgresEventStore::connect(&database.url, options).await?;
     store.migrate().await?;
-    let db = RelayDb::Postgres(store.pool().clone());
+    let db = RelayDb::new(store::Db::Postgres(store.pool().clone()));
     load(&store, args.events).await?;
     let started = Instant::now();
     let messages = prebuilt(&store, args.events, args.batch_size).await?;

@@ -53,7 +53,7 @@ pub async fn setup() -> Setup<PostgresEventStore> {
         .unwrap();
     store.migrate().await.unwrap();
     Setup {
-        db: RelayDb::Postgres(store.pool().clone()),
+        db: RelayDb::new(store::Db::Postgres(store.pool().clone())),
         store,
         broker: broker(),
         shutdown: watch::channel(false).0,
@@ -71,10 +71,10 @@ pub async fn setup_sqlite() -> Setup<SqliteEventStore> {
         .unwrap();
     store.migrate().await.unwrap();
     Setup {
-        db: RelayDb::Sqlite {
+        db: RelayDb::new(store::Db::Sqlite {
             writer: store.writer().clone(),
             reader: store.reader().clone(),
-        },
+        }),
         store,
         broker: broker(),
         shutdown: watch::channel(false).0,
