@@ -16,13 +16,8 @@ use store::{Db, Store};
 #[derive(Debug, Clone)]
 pub struct ReadModel {
     engine: ProjectionEngine<OrderProjection>,
-    queries: Queries,
-}
-
-#[derive(Debug, Clone)]
-enum Queries {
-    Postgres(PgReadModel),
-    Sqlite(SqliteReadModel),
+    /// Where its queries run (the store's database, or a standby of it).
+    db: Db,
 }
 
 impl std::ops::Deref for ReadModel {
@@ -35,9 +30,15 @@ impl std::ops::Deref for ReadModel {
 
 macro_rules! queries {
     ($self:ident, $q:ident => $call:expr) => {
-        match &$self.queries {
-            Queries::Postgres($q) => $call,
-            Queries::Sqlite($q) => $call,
+        match &$self.db {
+            Db::Postgres(pool) => {
+                let $q = PgReadModel::new(pool.clone());
+                $call
+            }
+            Db::Sqlite { reader, .. } => {
+                let $q = SqliteReadModel::new(reader.clone());
+                $call
+            }
         }
     };
 }
@@ -45,13 +46,9 @@ macro_rules! queries {
 impl ReadModel {
     /// The read model in the same database as `store`, fed by its feed.
     pub fn for_store(store: &Store) -> Self {
-        let queries = match store.db() {
-            Db::Postgres(pool) => Queries::Postgres(PgReadModel::new(pool)),
-            Db::Sqlite { reader, .. } => Queries::Sqlite(SqliteReadModel::new(reader)),
-        };
         Self {
             engine: ProjectionEngine::for_store(store, OrderProjection),
-            queries,
+            db: store.db(),
         }
     }
 
@@ -60,7 +57,7 @@ impl ReadModel {
     pub fn on_standby(&self, pool: PgPool) -> Self {
         Self {
             engine: self.engine.clone(),
-            queries: Queries::Postgres(PgReadModel::new(pool)),
+            db: Db::Postgres(pool),
         }
     }
 
