@@ -14,7 +14,7 @@ use crate::auth::{JwtKeys, load_or_create_secret};
 use crate::cache::{CacheConfig, OrderCache};
 use crate::commands::{CommandHandler, HandlerConfig};
 use crate::http::{AppState, HttpLimits, router};
-use console::{Console, ConsoleKeys, HealthSamples, LinkTable, RelayView};
+use operator_console::{Console, ConsoleKeys, HealthSamples, LinkTable, RelayView};
 use order_views::Projections;
 use personal_data::{KeyRing, KeyTable, MasterKey};
 use store::Store;

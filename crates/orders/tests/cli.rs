@@ -112,7 +112,7 @@ fn console_link_prints_a_one_time_link_for_the_service_s_console() {
         .strip_prefix("https://ops.example/console/login?token=")
         .unwrap_or_else(|| panic!("{link}"));
     let secret = std::fs::read(dir.path().join("jwt-secret")).unwrap();
-    let keys = console::ConsoleKeys::derive(&secret);
+    let keys = operator_console::ConsoleKeys::derive(&secret);
     assert_eq!(keys.verify_link(token).unwrap().subject, "alice");
     // A link is not an API token.
     assert!(orders::auth::JwtKeys::new(&secret).verify(token).is_err());

@@ -426,7 +426,7 @@ async fn the_console_shows_the_relay(app: &TestApp) {
         Some(app.config.instance_id.as_str())
     );
     let secret = app.config.jwt_secret.clone().unwrap();
-    let link = console::ConsoleKeys::derive(secret.as_bytes())
+    let link = operator_console::ConsoleKeys::derive(secret.as_bytes())
         .issue_link("ops", Duration::from_secs(60))
         .unwrap();
     // The login answers 303 with the cookie: look at it rather than follow it.

@@ -114,7 +114,7 @@ async fn the_service_logs_no_secrets_and_stops_gracefully_on_sigterm() {
         .unwrap();
     assert_eq!(bad.status(), 401);
     // A console sign-in: the link's token (in a URL and a form) and the session cookie.
-    let link = console::ConsoleKeys::derive(SECRET.as_bytes())
+    let link = operator_console::ConsoleKeys::derive(SECRET.as_bytes())
         .issue_link("ops", Duration::from_secs(60))
         .unwrap();
     let opened = client

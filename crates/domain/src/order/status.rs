@@ -34,6 +34,18 @@ impl OrderStatus {
         Self::Cancelled,
     ];
 
+    /// The commands an order in this status accepts, by their API names (`POST /orders/{id}/…`),
+    /// in lifecycle order; empty for a final status. The console's buttons come from here.
+    /// (`change-shipping-address` is accepted until shipping and is not a lifecycle step.)
+    pub fn next_commands(self) -> &'static [&'static str] {
+        match self {
+            Self::Created => &["confirm", "cancel"],
+            Self::Confirmed => &["ship", "cancel"],
+            Self::Shipped => &["deliver"],
+            Self::NotCreated | Self::Delivered | Self::Cancelled => &[],
+        }
+    }
+
     /// The snake_case name, identical to the serde representation.
     pub fn as_str(self) -> &'static str {
         match self {

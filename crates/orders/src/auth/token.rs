@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn console_credentials_and_api_tokens_do_not_mix() {
-        let console = console::ConsoleKeys::derive(MIX_SECRET);
+        let console = operator_console::ConsoleKeys::derive(MIX_SECRET);
         let api = JwtKeys::new(MIX_SECRET);
         let staff_token = api
             .issue("ops", Role::Staff, Duration::from_secs(60))
@@ -159,7 +159,8 @@ mod tests {
         assert!(console.verify_link(&staff_token).is_err());
         let session = console.issue_session("ops").unwrap();
         assert!(api.verify(&session).is_err());
-        let other = console::ConsoleKeys::derive(b"another secret that is long enough for hs256");
+        let other =
+            operator_console::ConsoleKeys::derive(b"another secret that is long enough for hs256");
         assert!(other.verify_session(&session).is_err());
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use common::DatabaseConfig;
 
-use console::ConsoleKeys;
+use operator_console::ConsoleKeys;
 
 /// Settings of `console-link`.
 #[derive(Debug, Clone, Args)]

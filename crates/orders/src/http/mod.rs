@@ -79,7 +79,11 @@ pub struct HttpLimits {
 }
 
 /// The whole API with its middleware, and the operator console at `/console` when given.
-pub fn router(state: AppState, limits: HttpLimits, console: Option<console::Console>) -> Router {
+pub fn router(
+    state: AppState,
+    limits: HttpLimits,
+    console: Option<operator_console::Console>,
+) -> Router {
     let api = Router::new()
         .route(
             "/orders",
@@ -125,7 +129,7 @@ pub fn router(state: AppState, limits: HttpLimits, console: Option<console::Cons
     let api = match console {
         Some(console) => {
             let keys = state.keys.clone();
-            let deps = console::ConsoleDeps {
+            let deps = operator_console::ConsoleDeps {
                 api: api.clone(),
                 mint: std::sync::Arc::new(move |subject: &str, ttl| {
                     keys.issue(subject, crate::auth::Role::Staff, ttl).ok()
@@ -135,7 +139,7 @@ pub fn router(state: AppState, limits: HttpLimits, console: Option<console::Cons
                 shutting_down: state.shutting_down.clone(),
                 replicas: state.replicas.clone(),
             };
-            api.nest_service("/console", console::routes(deps, console))
+            api.nest_service("/console", operator_console::routes(deps, console))
         }
         None => api,
     };

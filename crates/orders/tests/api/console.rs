@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use console::ConsoleKeys;
 use domain::{CreateOrder, Currency, DomainEvent, OrderAggregate, OrderItem};
 use event_store::{EventStore, ExpectedVersion, NewEvent};
+use operator_console::ConsoleKeys;
 use orders::auth::{JwtKeys, Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

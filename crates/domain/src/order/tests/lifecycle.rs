@@ -241,3 +241,37 @@ fn business_methods_decide_like_the_commands_they_wrap() {
         Err(transition("ship", OrderStatus::Created))
     );
 }
+
+/// `OrderStatus::next_commands` (the console's buttons) lists exactly the lifecycle commands
+/// `decide` accepts in each status.
+#[test]
+fn the_next_commands_of_each_status_are_the_ones_decide_accepts() {
+    use crate::Aggregate;
+    let histories = [
+        vec![],
+        vec![order_created()],
+        vec![order_created(), order_confirmed()],
+        vec![order_created(), order_confirmed(), order_shipped()],
+        vec![
+            order_created(),
+            order_confirmed(),
+            order_shipped(),
+            order_delivered(),
+        ],
+        vec![order_created(), order_cancelled()],
+    ];
+    for history in histories {
+        let order = OrderAggregate::replay(&history);
+        let status = order.status();
+        for (name, command) in [
+            ("confirm", OrderCommand::Confirm(ConfirmOrder)),
+            ("cancel", OrderCommand::Cancel(cancel("no longer needed"))),
+            ("ship", OrderCommand::Ship(ship_with_dhl())),
+            ("deliver", OrderCommand::Deliver(DeliverOrder)),
+        ] {
+            let listed = status.next_commands().contains(&name);
+            let accepted = order.decide(&command).is_ok();
+            assert_eq!(listed, accepted, "{name} on a {status} order");
+        }
+    }
+}

@@ -2,7 +2,10 @@
 //! share their correlation ids, and the commands staff can send, pinned with `If-Match` to the
 //! version the page shows.
 
-use domain::{Aggregate, OrderAggregate};
+use domain::{
+    Aggregate, MAX_CANCELLATION_REASON_LEN, MAX_CARRIER_LEN, MAX_TRACKING_NUMBER_LEN,
+    OrderAggregate, OrderStatus,
+};
 use std::collections::BTreeSet;
 
 use axum::Form;
@@ -213,13 +216,9 @@ fn state_table(state: &Value) -> Markup {
 
 fn actions(staff: &Staff, id: &Uuid, order: &Value) -> Markup {
     let version = order["version"].as_u64().unwrap_or(0);
-    let status = order["status"].as_str().unwrap_or("");
-    let available: &[&str] = match status {
-        "created" => &["confirm", "cancel"],
-        "confirmed" => &["ship", "cancel"],
-        "shipped" => &["deliver"],
-        _ => &[],
-    };
+    // The lifecycle's one owner is the domain: the buttons are the commands the status accepts.
+    let available = serde_json::from_value::<OrderStatus>(order["status"].clone())
+        .map_or(&[][..], OrderStatus::next_commands);
     html! {
         @if !available.is_empty() {
             section class="actions" aria-labelledby="actions-heading" {
@@ -232,13 +231,13 @@ fn actions(staff: &Staff, id: &Uuid, order: &Value) -> Markup {
                             input type="hidden" name="version" value=(version);
                             @if *action == "cancel" {
                                 label for="reason" { "Reason" }
-                                input id="reason" name="reason" type="text" required maxlength="500";
+                                input id="reason" name="reason" type="text" required maxlength=(MAX_CANCELLATION_REASON_LEN);
                             }
                             @if *action == "ship" {
                                 label for="carrier" { "Carrier" }
-                                input id="carrier" name="carrier" type="text" maxlength="100";
+                                input id="carrier" name="carrier" type="text" maxlength=(MAX_CARRIER_LEN);
                                 label for="tracking" { "Tracking number" }
-                                input id="tracking" name="tracking_number" type="text" maxlength="100";
+                                input id="tracking" name="tracking_number" type="text" maxlength=(MAX_TRACKING_NUMBER_LEN);
                             }
                             button type="submit" { (label(action)) }
                         }
