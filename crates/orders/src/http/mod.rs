@@ -14,6 +14,7 @@ mod personal;
 mod problem;
 mod projections;
 mod queries;
+mod reads;
 mod response;
 mod waits;
 
