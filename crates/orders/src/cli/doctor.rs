@@ -34,6 +34,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             result: servers(url).await,
         });
     }
+    if let Some(url) = &args.database_read_url {
+        checks.push(Check {
+            name: "read standbys",
+            result: standbys(url).await,
+        });
+    }
     if backend.is_ok() {
         checks.push(Check {
             name: "database",
@@ -146,6 +152,40 @@ async fn servers(url: &str) -> Result<String, String> {
             "{primaries} servers accept writes (split brain?): {lines}"
         )),
         _ => Ok(format!("{lines} (target_session_attrs={})", attrs.as_str())),
+    }
+}
+
+/// Every host of `DATABASE_READ_URL` must be a reachable standby: a server that is not in
+/// recovery never answers queries (the service only reads from standbys).
+async fn standbys(url: &str) -> Result<String, String> {
+    use event_store_postgres::{ServerList, Servers, SessionAttrs};
+    let list = ServerList::parse(url, SessionAttrs::Standby)
+        .map_err(|e| format!("DATABASE_READ_URL cannot be read: {e}"))?;
+    let survey = Servers::new(list).survey().await;
+    let mut problems = Vec::new();
+    let lines = survey
+        .into_iter()
+        .map(|(server, role)| match role {
+            Ok(role) if role.in_recovery => format!("{server} {role}"),
+            Ok(role) => {
+                problems.push(format!(
+                    "{server} is not a standby ({role}): it will never answer queries"
+                ));
+                format!("{server} {role}")
+            }
+            Err(why) => {
+                problems.push(format!(
+                    "{server} is unreachable ({why}): the primary answers its share"
+                ));
+                format!("{server} unreachable")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.is_empty() {
+        Ok(lines)
+    } else {
+        Err(problems.join("; "))
     }
 }
 

@@ -301,3 +301,42 @@ async fn a_hung_standby_costs_at_most_its_timeout() {
     )
     .await;
 }
+
+/// `orders doctor` checks every host of `DATABASE_READ_URL`: a standby passes, a server that is
+/// not one (here the primary) fails the check and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_that_each_read_server_is_a_standby() {
+    let (primary, standby, _app) = on_primary_and_standby(Duration::from_secs(1)).await;
+    let data = tempfile::tempdir().unwrap();
+    let doctor = |read_url: String| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
+            .arg("doctor")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", primary.url())
+            .env("DATABASE_READ_URL", read_url)
+            .env("ORDERS_DATA_DIR", data.path())
+            .env("ORDERS_LISTEN", "127.0.0.1:0")
+            .env(
+                "ORDERS_JWT_SECRET",
+                "test-secret-that-is-long-enough-for-hs256",
+            )
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    let good = doctor(standby.url());
+    let line = good
+        .lines()
+        .find(|l| l.contains("read standbys"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.contains(&standby.port().to_string()) && line.contains("standby"),
+        "{good}"
+    );
+    assert!(!line.contains("not a standby"), "{good}");
+    let bad = doctor(primary.url());
+    assert!(bad.contains("is not a standby"), "{bad}");
+}
