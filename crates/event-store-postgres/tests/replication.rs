@@ -13,6 +13,7 @@ use event_store_postgres::{
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use test_support::cluster::Cluster;
+use test_support::eventually;
 use uuid::Uuid;
 
 fn event() -> Vec<NewEvent> {
@@ -33,15 +34,6 @@ fn synchronous_pair() -> (Cluster, Cluster) {
 
 async fn admin(cluster: &Cluster) -> PgConnection {
     PgConnection::connect(&cluster.url()).await.unwrap()
-}
-
-/// Polls `check` every 50 ms until it holds, for at most `limit`.
-async fn eventually<F: AsyncFnMut() -> bool>(limit: Duration, what: &str, mut check: F) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Cancels every backend waiting for the synchronous standby (what `statement_timeout` or an

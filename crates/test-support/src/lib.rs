@@ -10,3 +10,16 @@ pub mod postgres;
 pub mod proxy;
 pub mod redis;
 pub mod tansu;
+
+/// Polls `check` every 50 ms until it holds; panics (naming `what`) after `limit`.
+pub async fn eventually<F: AsyncFnMut() -> bool>(
+    limit: std::time::Duration,
+    what: &str,
+    mut check: F,
+) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
