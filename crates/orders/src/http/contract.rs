@@ -148,6 +148,19 @@ pub(super) fn complete(doc: &mut Value) {
     if let Some(created) = doc.pointer_mut("/paths/~1orders/post/responses/201") {
         created["links"] = order_links();
     }
+    // The read-model queries say which server answered (staff only; ADR 0021).
+    for pointer in [
+        "/paths/~1orders/get/responses/200",
+        "/paths/~1stats/get/responses/200",
+        "/paths/~1customers~1{id}~1summary/get/responses/200",
+    ] {
+        if let Some(ok) = doc.pointer_mut(pointer) {
+            ok["headers"] = json!({ "X-Served-By": {
+                "description": "For staff: the server that answered, the primary or a hot standby of DATABASE_READ_URL.",
+                "schema": { "type": "string", "enum": ["primary", "standby"] }
+            }});
+        }
+    }
 }
 
 fn complete_operation(method: &str, path: &str, operation: &mut Map<String, Value>) {
@@ -416,5 +429,14 @@ mod tests {
         );
         let links = &doc["paths"]["/orders"]["post"]["responses"]["201"]["links"];
         assert_eq!(links["ConfirmOrder"]["operationId"], "confirm_order");
+        for path in ["/orders", "/stats", "/customers/{id}/summary"] {
+            let served_by =
+                &doc["paths"][path]["get"]["responses"]["200"]["headers"]["X-Served-By"];
+            assert_eq!(
+                served_by["schema"]["enum"],
+                json!(["primary", "standby"]),
+                "{path}"
+            );
+        }
     }
 }
