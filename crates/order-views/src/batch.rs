@@ -86,6 +86,24 @@ pub fn fold_batch(
     }
 }
 
+/// A read model's row of one order: what a batch loads for the orders it touches, folds, and
+/// writes back.
+pub trait OrderRow {
+    /// The order the row is about.
+    fn order_id(&self) -> Uuid;
+}
+
+impl OrderRow for OrderView {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// `rows` keyed by their order.
+pub fn by_order<R: OrderRow>(rows: Vec<R>) -> HashMap<Uuid, R> {
+    rows.into_iter().map(|r| (r.order_id(), r)).collect()
+}
+
 /// The distinct order ids a batch touches.
 pub fn order_ids(events: &[RecordedEvent]) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = events

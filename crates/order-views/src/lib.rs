@@ -4,10 +4,11 @@
 //!
 //! - [`view`]: the pure fold from events to rows (no I/O);
 //! - [`batch`]: one batch's decode and fold under the engine's error policy;
-//! - [`postgres`], [`sqlite`]: the read model's SQL per backend (tables, batch writes, queries),
-//!   and nothing else;
-//! - [`schema`]: what the backends share: table names, the projection name, query shapes;
-//! - [`model`]: the read model on the service's backend, and its queries;
+//! - [`schema`]: its tables (names per generation, DDL in each backend's column types), the
+//!   projection name, query shapes;
+//! - [`projection`]: a batch as load → fold → write, written once; [`postgres`] and [`sqlite`]
+//!   hold the load and the write, the only SQL each backend does its own way (arrays or none);
+//! - [`model`]: the read model on the service's backend, and its queries (written once);
 //! - [`customers`]: the per-customer summary, a second read model on the same engine;
 //! - [`engines`]: a read model's engine on the configured backend, for any read model.
 
@@ -16,60 +17,102 @@ pub mod customers;
 pub mod engines;
 pub mod model;
 pub mod postgres;
+pub mod projection;
 pub mod schema;
 pub mod sqlite;
 pub mod view;
 
 use std::time::Duration;
 
+pub use customers::CUSTOMERS_PROJECTION;
 pub use customers::model::CustomerSummaries;
 pub use model::ReadModel;
 pub use read_model::OnError;
-use read_model::{LeaseOptions, RunnerOptions, Running};
+use read_model::{LeaseOptions, Operate, RunnerOptions, Running};
 pub use schema::{ListQuery, ORDERS_PROJECTION, OrderProjection, Stats, Tables};
+use sqlx::PgPool;
 use tokio::sync::watch;
 pub use view::OrderView;
 
 use store::Store;
 
+/// The service's read models: the one list of them. The API's query endpoints use them by type;
+/// the operations endpoints, the CLI and the console find one by name ([`Self::named`]) or go
+/// through [`Self::all`], so a third read model is one more field here and nothing elsewhere.
+#[derive(Debug, Clone)]
+pub struct ReadModels {
+    /// The order read model (`GET /orders`, `GET /stats`).
+    pub orders: ReadModel,
+    /// The per-customer summary (`GET /customers/{id}/summary`).
+    pub customers: CustomerSummaries,
+}
+
+impl ReadModels {
+    /// The names of every read model, in the order [`Self::all`] lists them.
+    pub const NAMES: [&str; 2] = [ORDERS_PROJECTION, CUSTOMERS_PROJECTION];
+
+    /// The read models in the database of `store`, fed by its feed.
+    pub fn for_store(store: &Store) -> Self {
+        Self {
+            orders: ReadModel::for_store(store),
+            customers: CustomerSummaries::for_store(store),
+        }
+    }
+
+    /// The same read models, their queries answered by a hot standby of their PostgreSQL
+    /// database (`pool`), whose replicated tables and checkpoints are a past state of the
+    /// primary's.
+    pub fn on_standby(&self, pool: PgPool) -> Self {
+        Self {
+            orders: self.orders.on_standby(pool.clone()),
+            customers: self.customers.on_standby(pool),
+        }
+    }
+
+    /// Every read model's engine.
+    pub fn all(&self) -> [&dyn Operate; 2] {
+        [&*self.orders, &*self.customers]
+    }
+
+    /// The read model called `name` (see [`Self::NAMES`]).
+    pub fn named(&self, name: &str) -> Option<&dyn Operate> {
+        self.all().into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// The running projections of this process and what they have applied.
 #[derive(Clone)]
 pub struct Projections {
-    /// The order read model.
-    pub read_model: ReadModel,
-    /// The per-customer summary.
-    pub customers: CustomerSummaries,
-    orders: Running,
-    customer_summaries: Running,
+    /// The read models.
+    pub models: ReadModels,
+    running: Vec<Running>,
     on_error: OnError,
 }
 
 impl Projections {
-    /// Registers the service's read models (orders and customer summaries, creating their
-    /// tables) and starts a runner for each as `instance_id`, which applies events while it
-    /// holds that projection's lease and stands by otherwise; they stop (releasing the leases)
-    /// when `shutdown` turns true.
+    /// Registers the service's read models (creating their tables) and starts a runner for each
+    /// as `instance_id`, which applies events while it holds that projection's lease and stands
+    /// by otherwise; they stop (releasing the leases) when `shutdown` turns true.
     pub async fn start(
         store: &Store,
         on_error: OnError,
         instance_id: &str,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
-        let read_model = ReadModel::for_store(store);
+        let models = ReadModels::for_store(store);
         let options = RunnerOptions {
             on_error,
             // Instances on one database take turns by lease; alone, an instance takes it at once.
             lease: Some(LeaseOptions::new(instance_id)),
             ..RunnerOptions::default()
         };
-        let orders = read_model.start(options.clone(), shutdown.clone()).await?;
-        let customers = CustomerSummaries::for_store(store);
-        let customer_summaries = customers.start(options, shutdown).await?;
+        let mut running = Vec::new();
+        for model in models.all() {
+            running.push(model.start(options.clone(), shutdown.clone()).await?);
+        }
         Ok(Self {
-            read_model,
-            customers,
-            orders,
-            customer_summaries,
+            models,
+            running,
             on_error,
         })
     }
@@ -79,31 +122,19 @@ impl Projections {
         self.on_error
     }
 
-    /// The checkpoint this process last saw.
+    /// The checkpoint this process last saw of the order read model.
     pub fn position(&self) -> u64 {
-        self.orders.position()
+        self.running[0].position()
     }
 
     /// Waits until the order read model has applied `position`, at most `timeout`. Returns
     /// whether it did.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        self.orders.wait_for(position, timeout).await
+        self.running[0].wait_for(position, timeout).await
     }
 
-    /// The running projection `which`.
-    pub fn running(&self, which: Which) -> &Running {
-        match which {
-            Which::Orders => &self.orders,
-            Which::Customers => &self.customer_summaries,
-        }
+    /// The runner of the read model called `name`.
+    pub fn running(&self, name: &str) -> Option<&Running> {
+        self.running.iter().find(|r| r.name() == name)
     }
-}
-
-/// One of the service's read models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
-    /// The order read model (`GET /orders`, `GET /stats`).
-    Orders,
-    /// The customer summary (`GET /customers/{id}/summary`).
-    Customers,
 }

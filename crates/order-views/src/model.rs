@@ -1,53 +1,41 @@
-//! The order read model's backend-independent face: table names per generation, its engine and
-//! queries on the backend the service runs on.
+//! The order read model on the service's database: its engine, and its queries, each written
+//! once and compiled for both backends.
 
 use uuid::Uuid;
 
-use super::engines::ProjectionEngine;
-use super::postgres::PgReadModel;
-use super::schema::{ListQuery, OrderProjection, Stats};
-use super::sqlite::SqliteReadModel;
+use sqlx::{AssertSqlSafe, PgPool};
+use store::{Db, SqlId, Store, with_reader};
+
+use std::sync::Arc;
+
+use read_model::Operate;
+
+use super::engines::engine_for;
+use super::schema::{ListQuery, OrderProjection, Stats, Tables};
 use super::view::OrderView;
-use sqlx::PgPool;
-use store::{Db, Store};
 
 /// The order read model on the service's database: its engine (batches, rebuilds, parked
 /// events) and its queries. Dereferences to the engine.
 #[derive(Debug, Clone)]
 pub struct ReadModel {
-    engine: ProjectionEngine<OrderProjection>,
+    engine: Arc<dyn Operate>,
     /// Where its queries run (the store's database, or a standby of it).
     db: Db,
 }
 
 impl std::ops::Deref for ReadModel {
-    type Target = ProjectionEngine<OrderProjection>;
+    type Target = dyn Operate;
 
     fn deref(&self) -> &Self::Target {
-        &self.engine
+        &*self.engine
     }
-}
-
-macro_rules! queries {
-    ($self:ident, $q:ident => $call:expr) => {
-        match &$self.db {
-            Db::Postgres(pool) => {
-                let $q = PgReadModel::new(pool.clone());
-                $call
-            }
-            Db::Sqlite { reader, .. } => {
-                let $q = SqliteReadModel::new(reader.clone());
-                $call
-            }
-        }
-    };
 }
 
 impl ReadModel {
     /// The read model in the same database as `store`, fed by its feed.
     pub fn for_store(store: &Store) -> Self {
         Self {
-            engine: ProjectionEngine::for_store(store, OrderProjection),
+            engine: engine_for(store, OrderProjection),
             db: store.db(),
         }
     }
@@ -63,16 +51,51 @@ impl ReadModel {
 
     /// One order's row in `generation`.
     pub async fn order(&self, generation: i32, id: Uuid) -> sqlx::Result<Option<OrderView>> {
-        queries!(self, q => q.order(generation, id).await)
+        let sql = format!(
+            "SELECT * FROM {} WHERE order_id = $1",
+            Tables::new(generation).details
+        );
+        with_reader!(&self.db, pool => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(SqlId(id)).fetch_optional(pool).await
+        })
     }
 
     /// A page of orders, newest first.
     pub async fn list(&self, generation: i32, query: &ListQuery) -> sqlx::Result<Vec<OrderView>> {
-        queries!(self, q => q.list(generation, query).await)
+        let sql = format!(
+            "SELECT * FROM {} WHERE ($1 IS NULL OR customer_id = $1) AND ($2 IS NULL OR status = $2)
+               AND ($3 IS NULL OR order_id >= $3) AND ($4 IS NULL OR order_id <= $4)
+               ORDER BY order_id DESC LIMIT $5",
+            Tables::new(generation).details
+        );
+        let limit = i64::try_from(query.limit).unwrap_or(100);
+        with_reader!(&self.db, pool => {
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(query.customer_id.map(SqlId))
+                .bind(query.status.as_deref())
+                .bind(query.lowest.map(SqlId))
+                .bind(query.highest.map(SqlId))
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
     }
 
     /// Counts by status and revenue per day and currency.
     pub async fn stats(&self, generation: i32) -> sqlx::Result<Stats> {
-        queries!(self, q => q.stats(generation).await)
+        let t = Tables::new(generation);
+        let counts = format!(
+            "SELECT status, orders FROM {} WHERE orders <> 0 ORDER BY status",
+            t.counts
+        );
+        let revenue = format!(
+            "SELECT day, currency, orders, total_minor FROM {} WHERE orders <> 0 OR total_minor <> 0
+               ORDER BY day, currency",
+            t.revenue
+        );
+        with_reader!(&self.db, pool => Ok(Stats {
+            orders_by_status: sqlx::query_as(AssertSqlSafe(counts)).fetch_all(pool).await?,
+            revenue: sqlx::query_as(AssertSqlSafe(revenue)).fetch_all(pool).await?,
+        }))
     }
 }

@@ -1,8 +1,9 @@
-//! What the order read model's backends share: its table names per generation, its projection's
-//! name, the shape of its queries and answers. The backends (`postgres.rs`, `sqlite.rs`) build on
-//! this; `model.rs` picks one.
+//! The order read model's tables, written once for both backends: their names per generation,
+//! their DDL (in each dialect's column types), its projection's name, the shape of its queries
+//! and answers.
 
 use chrono::NaiveDate;
+use read_model::Dialect;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -28,6 +29,46 @@ impl Tables {
             revenue: format!("rm_daily_revenue_g{generation}"),
         }
     }
+
+    /// Creates the tables (and their indexes) if missing, in `D`'s column types.
+    pub fn create<D: Dialect>(&self) -> String {
+        let ty = D::TYPES;
+        format!(
+            "CREATE TABLE IF NOT EXISTS {details} (
+                order_id {id} PRIMARY KEY, customer_id {id} NOT NULL, status TEXT NOT NULL,
+                currency TEXT NOT NULL, total_minor {int} NOT NULL, items {json} NOT NULL,
+                cancellation_reason TEXT, carrier TEXT, tracking_number TEXT,
+                created_at {time} NOT NULL, confirmed_at {time}, cancelled_at {time},
+                shipped_at {time}, delivered_at {time},
+                version {int} NOT NULL, last_position {int} NOT NULL);
+             CREATE INDEX IF NOT EXISTS {details}_customer ON {details} (customer_id, order_id);
+             CREATE INDEX IF NOT EXISTS {details}_status ON {details} (status, order_id);
+             CREATE TABLE IF NOT EXISTS {counts} (status TEXT PRIMARY KEY, orders {int} NOT NULL);
+             CREATE TABLE IF NOT EXISTS {revenue} (day {date} NOT NULL, currency TEXT NOT NULL,
+                orders {int} NOT NULL, total_minor {int} NOT NULL, PRIMARY KEY (day, currency));",
+            details = self.details,
+            counts = self.counts,
+            revenue = self.revenue,
+            id = ty.id,
+            int = ty.int,
+            json = ty.json,
+            time = ty.time,
+            date = ty.date,
+        )
+    }
+
+    /// Drops the tables if they exist.
+    pub fn drop(&self) -> String {
+        drop_tables(&[&self.details, &self.counts, &self.revenue])
+    }
+}
+
+/// `DROP TABLE IF EXISTS` for each of `tables` (one statement each: SQLite drops one at a time).
+pub(crate) fn drop_tables(tables: &[&str]) -> String {
+    tables
+        .iter()
+        .map(|t| format!("DROP TABLE IF EXISTS {t};"))
+        .collect()
 }
 
 /// Filters and cursor of `GET /orders`.
@@ -60,11 +101,6 @@ pub struct Stats {
 pub const ORDERS_PROJECTION: &str = "orders";
 
 /// The order read model (details, counts by status, revenue per day) as a projection: the pure
-/// fold in `view.rs`/`batch.rs`, its SQL in `postgres.rs` and `sqlite.rs`.
+/// fold in `view.rs`/`batch.rs`, its tables here, its batch on each backend in `projection.rs`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OrderProjection;
-
-/// A position or version read from the read model's tables; a negative one is corrupt, never 0.
-pub(crate) fn from_sql(value: i64) -> sqlx::Result<u64> {
-    read_model::position_from_sql(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}

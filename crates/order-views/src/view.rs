@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// One row of the order details read model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// One row of the order details read model (read from either backend by its derived
+/// `FromRow`: ids through `store::SqlId`, a negative stored number is an error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct OrderView {
     /// The order.
+    #[sqlx(try_from = "store::SqlId")]
     pub order_id: Uuid,
     /// Its customer.
+    #[sqlx(try_from = "store::SqlId")]
     pub customer_id: Uuid,
     /// `created`, `confirmed`, `shipped`, `delivered` or `cancelled`.
     pub status: String,
@@ -25,6 +28,7 @@ pub struct OrderView {
     pub total_minor: i64,
     /// The lines as created: `[{product_id, sku, quantity, unit_price, line_total}]`.
     #[schema(value_type = Object)]
+    #[sqlx(json)]
     pub items: serde_json::Value,
     /// Why it was cancelled.
     pub cancellation_reason: Option<String>,
@@ -43,8 +47,10 @@ pub struct OrderView {
     /// Delivery time.
     pub delivered_at: Option<DateTime<Utc>>,
     /// Stream version the row reflects.
+    #[sqlx(try_from = "i64")]
     pub version: u64,
     /// Global position of the last event applied to the row.
+    #[sqlx(try_from = "i64")]
     pub last_position: u64,
 }
 

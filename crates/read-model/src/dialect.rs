@@ -77,11 +77,36 @@ pub struct ParkedEvent {
     pub parked_at: DateTime<Utc>,
 }
 
+/// The column types a read model's tables use, as one database spells them: a read model
+/// writes its DDL once with these (`format!("… {id} …", id = D::TYPES.id)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnTypes {
+    /// A UUID (`store::SqlId` binds and reads it).
+    pub id: &'static str,
+    /// A 64-bit integer.
+    pub int: &'static str,
+    /// A boolean.
+    pub bool: &'static str,
+    /// A JSON document (`sqlx::types::Json` binds and reads it).
+    pub json: &'static str,
+    /// A point in time, UTC.
+    pub time: &'static str,
+    /// A calendar day.
+    pub date: &'static str,
+}
+
 /// The engine's storage on one database: the `projections` checkpoint rows and the
 /// `parked_events` table, and transactions. The engine is written once against this.
 pub trait Dialect: Clone + Send + Sync + 'static {
     /// An open transaction; dropped without [`Self::commit`], it rolls back.
     type Tx: Send;
+
+    /// How this database spells the column types of read models' tables.
+    const TYPES: ColumnTypes;
+
+    /// Runs `ddl` (one or more `CREATE …`/`DROP … IF EXISTS` statements) on its own, outside any
+    /// batch: a read model's tables of one generation.
+    fn execute_ddl(&self, ddl: String) -> impl Future<Output = Result<()>> + Send;
 
     /// Begins a read-write transaction.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;

@@ -24,15 +24,17 @@ mod apply;
 mod dialect;
 mod engine;
 mod error;
+mod operate;
 mod postgres;
 mod rebuild;
 mod runner;
 mod sqlite;
 
 pub use apply::{Applied, OnError, Parked, walk};
-pub use dialect::{Checkpoint, Dialect, Holder, ParkedEvent, Projection};
+pub use dialect::{Checkpoint, ColumnTypes, Dialect, Holder, ParkedEvent, Projection};
 pub use engine::{Engine, Fence, RetryOutcome};
 pub use error::{Error, Result, position_from_sql, position_to_sql};
+pub use operate::{BoxFuture, Operate};
 pub use postgres::PgDialect;
 pub use rebuild::RebuildReport;
 pub use runner::{LeaseOptions, RunnerOptions, Running};

@@ -6,8 +6,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 
 use crate::{
-    Checkpoint, Dialect, Error, Holder, Parked, ParkedEvent, Result, position_from_sql,
-    position_to_sql,
+    Checkpoint, ColumnTypes, Dialect, Error, Holder, Parked, ParkedEvent, Result,
+    position_from_sql, position_to_sql,
 };
 
 /// The engine's tables in the event store's PostgreSQL database.
@@ -51,6 +51,22 @@ fn millis(ttl: Duration) -> i64 {
 
 impl Dialect for PgDialect {
     type Tx = Transaction<'static, Postgres>;
+
+    const TYPES: ColumnTypes = ColumnTypes {
+        id: "UUID",
+        int: "BIGINT",
+        bool: "BOOLEAN",
+        json: "JSONB",
+        time: "TIMESTAMPTZ",
+        date: "DATE",
+    };
+
+    async fn execute_ddl(&self, ddl: String) -> Result<()> {
+        sqlx::raw_sql(AssertSqlSafe(ddl))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 
     async fn begin(&self) -> Result<Self::Tx> {
         Ok(self.pool.begin().await?)

@@ -7,8 +7,8 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    Checkpoint, Dialect, Error, Holder, Parked, ParkedEvent, Result, position_from_sql,
-    position_to_sql,
+    Checkpoint, ColumnTypes, Dialect, Error, Holder, Parked, ParkedEvent, Result,
+    position_from_sql, position_to_sql,
 };
 
 /// SQLite's notation for "now" in the format the event store writes.
@@ -66,6 +66,23 @@ fn until(ttl: Duration) -> String {
 
 impl Dialect for SqliteDialect {
     type Tx = Transaction<'static, Sqlite>;
+
+    // SQLite's type affinities; times as the RFC 3339 text sqlx's chrono support reads and writes.
+    const TYPES: ColumnTypes = ColumnTypes {
+        id: "TEXT",
+        int: "INTEGER",
+        bool: "INTEGER",
+        json: "TEXT",
+        time: "TEXT",
+        date: "TEXT",
+    };
+
+    async fn execute_ddl(&self, ddl: String) -> Result<()> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 
     async fn begin(&self) -> Result<Self::Tx> {
         Ok(self.writer.begin().await?)

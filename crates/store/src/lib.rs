@@ -6,6 +6,9 @@
 //! matches on it, or takes a dialect built from it.
 
 pub mod replicas;
+pub mod sql;
+
+pub use sql::SqlId;
 
 use chrono::{DateTime, Utc};
 use event_store::{

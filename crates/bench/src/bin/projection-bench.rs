@@ -56,9 +56,11 @@ use domain::{
     OrderEvent, OrderItem, OrderShipped,
 };
 use event_store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
-use order_views::batch::{BatchWrites, fold_batch, order_ids};
+use order_views::batch::{BatchWrites, by_order, fold_batch, order_ids};
+use order_views::projection::OrderStorage;
 use order_views::view::OrderView;
 use order_views::{OnError, ReadModel, Tables};
+use read_model::PgDialect;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 use store::Store;
@@ -253,7 +255,7 @@ async fn run(args: &Args, database: &BenchDatabase, work_dir: &Path) -> anyhow::
     let cpu = CpuMark::now(None)?;
     let started = Instant::now();
     let report = read_model
-        .rebuild(|done, _head| {
+        .rebuild(&|done, _head| {
             if let Ok(mut marks) = progress.lock() {
                 marks.push((Instant::now(), done));
             }
@@ -654,8 +656,9 @@ async fn compare(pool: &PgPool, generation: i32) -> anyhow::Result<(i64, i64, i6
 // ---------------------------------------------------------------------------------------------
 // Profile: one projection batch, statement by statement
 
-/// Replays what `PgReadModel::apply_into` does for one batch, statement by statement, into a
-/// scratch generation, timing each step, and prints `EXPLAIN ANALYZE` of the two reads.
+/// Runs one projection batch at a time into a scratch generation with the read model's own
+/// pieces (its load, its fold, its write: what `Engine::apply_into` runs, minus parking), timing
+/// each step, and prints `EXPLAIN ANALYZE` of the two reads.
 async fn profile(
     pool: &PgPool,
     read_model: &ReadModel,
@@ -666,23 +669,20 @@ async fn profile(
     let tables = Tables::new(SCRATCH);
     read_model.drop_tables(SCRATCH).await?;
     read_model.create_tables(SCRATCH).await?;
-    let upsert = upsert_sql(&tables.details);
-    let select = format!("SELECT * FROM {} WHERE order_id = ANY($1)", tables.details);
-    let mut conn = pool.acquire().await?;
     println!(
         "\n### Profile: the rebuild's steps, batch by batch (scratch tables, {batch} events per batch)\n"
     );
     println!(
-        "| batch | read feed | read current rows | fold | upserts | summary | commit | rows upserted | rows read back |"
+        "| batch | read feed | read current rows | fold | write (one statement) | commit | rows written | rows read back |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut after = 0;
-    let mut totals = [Duration::ZERO; 6];
+    let mut totals = [Duration::ZERO; 5];
     let mut n = 0;
     let middle = (total_events as usize / batch) / 2;
     let mut explain_at = None;
     loop {
-        let mut tx = conn.begin().await?;
+        let mut tx = pool.begin().await?;
         let t0 = Instant::now();
         let events = read_page(&mut tx, after, batch).await?;
         if events.is_empty() {
@@ -691,62 +691,27 @@ async fn profile(
         }
         let ids = order_ids(&events);
         let t1 = Instant::now();
-        let current = sqlx::query(AssertSqlSafe(select.clone()))
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-        let rows: HashMap<Uuid, OrderView> = current
-            .iter()
-            .map(view)
-            .map(|v| v.map(|v| (v.order_id, v)))
-            .collect::<anyhow::Result<_>>()?;
+        let rows = by_order(<PgDialect as OrderStorage>::load(&mut tx, &tables, &ids).await?);
         let read_back = rows.len();
         let t2 = Instant::now();
         let writes = fold_batch(&events, rows, after, OnError::Park);
         let t3 = Instant::now();
-        upsert_rows(&mut tx, &upsert, &writes.rows).await?;
+        <PgDialect as OrderStorage>::write(&mut tx, &tables, &writes).await?;
         let t4 = Instant::now();
-        let counts = format!(
-            "INSERT INTO {0} (status, orders) VALUES ($1, $2) ON CONFLICT (status) DO UPDATE SET orders = {0}.orders + EXCLUDED.orders",
-            tables.counts
-        );
-        for (status, delta) in &writes.summary.status_counts {
-            sqlx::query(AssertSqlSafe(counts.clone()))
-                .bind(status)
-                .bind(delta)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let revenue = format!(
-            "INSERT INTO {0} (day, currency, orders, total_minor) VALUES ($1, $2, $3, $4) ON CONFLICT (day, currency)
-             DO UPDATE SET orders = {0}.orders + EXCLUDED.orders, total_minor = {0}.total_minor + EXCLUDED.total_minor",
-            tables.revenue
-        );
-        for ((day, currency), (orders, total)) in &writes.summary.revenue {
-            sqlx::query(AssertSqlSafe(revenue.clone()))
-                .bind(day)
-                .bind(currency)
-                .bind(orders)
-                .bind(total)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let t5 = Instant::now();
         tx.commit().await?;
-        let t6 = Instant::now();
-        let steps = [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5];
+        let t5 = Instant::now();
+        let steps = [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4];
         for (total, step) in totals.iter_mut().zip(steps) {
             *total += step;
         }
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             n + 1,
             ms(steps[0]),
             ms(steps[1]),
             ms(steps[2]),
             ms(steps[3]),
             ms(steps[4]),
-            ms(steps[5]),
             writes.rows.len(),
             read_back
         );
@@ -760,15 +725,16 @@ async fn profile(
         }
     }
     println!(
-        "| **total** | {} | {} | {} | {} | {} | {} | | |",
+        "| **total** | {} | {} | {} | {} | {} | | |",
         ms(totals[0]),
         ms(totals[1]),
         ms(totals[2]),
         ms(totals[3]),
-        ms(totals[4]),
-        ms(totals[5])
+        ms(totals[4])
     );
     if let Some((after, ids)) = explain_at {
+        let select = format!("SELECT * FROM {} WHERE order_id = ANY($1)", tables.details);
+        let mut conn = pool.acquire().await?;
         explain(&mut conn, &select, &ids, after, batch).await?;
     }
     read_model.drop_tables(SCRATCH).await?;
@@ -803,27 +769,6 @@ async fn explain(
         plan(current)
     );
     Ok(())
-}
-
-fn view(r: &PgRow) -> anyhow::Result<OrderView> {
-    Ok(OrderView {
-        order_id: r.try_get("order_id")?,
-        customer_id: r.try_get("customer_id")?,
-        status: r.try_get("status")?,
-        currency: r.try_get("currency")?,
-        total_minor: r.try_get("total_minor")?,
-        items: r.try_get("items")?,
-        cancellation_reason: r.try_get("cancellation_reason")?,
-        carrier: r.try_get("carrier")?,
-        tracking_number: r.try_get("tracking_number")?,
-        created_at: r.try_get("created_at")?,
-        confirmed_at: r.try_get("confirmed_at")?,
-        cancelled_at: r.try_get("cancelled_at")?,
-        shipped_at: r.try_get("shipped_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-        version: u64::try_from(r.try_get::<i64, _>("version")?)?,
-        last_position: u64::try_from(r.try_get::<i64, _>("last_position")?)?,
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 //! The per-customer summary: how many orders a customer has in each status, what it spent per
 //! currency, and when it ordered first and last. A second read model on the engine: this file is
-//! its pure fold; `postgres.rs` and `sqlite.rs` hold its SQL.
+//! its tables and its pure fold; `projection.rs` its batch (load → fold → write, once),
+//! `postgres.rs` and `sqlite.rs` the write each backend does its own way, `model.rs` its query.
 
 pub mod model;
 pub mod postgres;
+pub mod projection;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,8 +15,11 @@ use domain::{OrderEvent, OrderStatus};
 use event_store::RecordedEvent;
 use read_model::{Applied, OnError};
 
-use crate::batch::fold_orders;
+use read_model::Dialect;
 use uuid::Uuid;
+
+use crate::batch::{OrderRow, fold_orders};
+use crate::schema::drop_tables;
 
 /// Name of the summary's projection (its checkpoint row).
 pub const CUSTOMERS_PROJECTION: &str = "customer-summaries";
@@ -46,14 +51,45 @@ impl CustomerTables {
             spend: format!("rm_customer_spend_g{generation}"),
         }
     }
+
+    /// Creates the tables if missing, in `D`'s column types.
+    pub fn create<D: Dialect>(&self) -> String {
+        let ty = D::TYPES;
+        format!(
+            "CREATE TABLE IF NOT EXISTS {orders} (order_id {id} PRIMARY KEY, customer_id {id} NOT NULL,
+                status TEXT NOT NULL, currency TEXT NOT NULL, total_minor {int} NOT NULL,
+                spent {bool} NOT NULL, version {int} NOT NULL);
+             CREATE TABLE IF NOT EXISTS {customers} (customer_id {id} PRIMARY KEY, orders {int} NOT NULL,
+                first_order_at {time} NOT NULL, last_order_at {time} NOT NULL);
+             CREATE TABLE IF NOT EXISTS {statuses} (customer_id {id} NOT NULL, status TEXT NOT NULL,
+                orders {int} NOT NULL, PRIMARY KEY (customer_id, status));
+             CREATE TABLE IF NOT EXISTS {spend} (customer_id {id} NOT NULL, currency TEXT NOT NULL,
+                orders {int} NOT NULL, total_minor {int} NOT NULL, PRIMARY KEY (customer_id, currency));",
+            orders = self.orders,
+            customers = self.customers,
+            statuses = self.statuses,
+            spend = self.spend,
+            id = ty.id,
+            int = ty.int,
+            bool = ty.bool,
+            time = ty.time,
+        )
+    }
+
+    /// Drops the tables if they exist.
+    pub fn drop(&self) -> String {
+        drop_tables(&[&self.orders, &self.customers, &self.statuses, &self.spend])
+    }
 }
 
 /// What the summary keeps of one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderLine {
     /// The order.
+    #[sqlx(try_from = "store::SqlId")]
     pub order_id: Uuid,
     /// Its customer.
+    #[sqlx(try_from = "store::SqlId")]
     pub customer_id: Uuid,
     /// Its status.
     pub status: String,
@@ -64,7 +100,14 @@ pub struct OrderLine {
     /// Whether its total counts as spent (confirmed and not cancelled).
     pub spent: bool,
     /// The stream version the line reflects.
+    #[sqlx(try_from = "i64")]
     pub version: u64,
+}
+
+impl OrderRow for OrderLine {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
 }
 
 /// One customer's changes in a batch.

@@ -1,83 +1,28 @@
-//! The customer summary in PostgreSQL.
+//! The customer summary's batch write on PostgreSQL: one statement over column arrays.
 
-use std::collections::HashMap;
-
-use event_store::RecordedEvent;
-use read_model::{Applied, OnError, PgDialect, Projection, position_to_sql};
-use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
+use read_model::{PgDialect, position_to_sql};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::{
-    CUSTOMERS_PROJECTION, CustomerProjection, CustomerSummary, CustomerTables, OrderLine,
-    SummaryWrites, fold_batch,
-};
-use crate::batch::order_ids;
-use crate::schema::from_sql;
+use super::projection::SummaryStorage;
+use super::{CustomerTables, OrderLine, SummaryWrites};
+use crate::postgres::{Tx, load};
 
-type Tx = Transaction<'static, Postgres>;
-
-impl Projection<PgDialect> for CustomerProjection {
-    fn name(&self) -> &str {
-        CUSTOMERS_PROJECTION
-    }
-
-    async fn create_tables(&self, db: &PgDialect, generation: i32) -> read_model::Result<()> {
-        let t = CustomerTables::new(generation);
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {orders} (order_id UUID PRIMARY KEY, customer_id UUID NOT NULL,
-                status TEXT NOT NULL, currency TEXT NOT NULL, total_minor BIGINT NOT NULL,
-                spent BOOLEAN NOT NULL, version BIGINT NOT NULL);
-             CREATE TABLE IF NOT EXISTS {customers} (customer_id UUID PRIMARY KEY, orders BIGINT NOT NULL,
-                first_order_at TIMESTAMPTZ NOT NULL, last_order_at TIMESTAMPTZ NOT NULL);
-             CREATE TABLE IF NOT EXISTS {statuses} (customer_id UUID NOT NULL, status TEXT NOT NULL,
-                orders BIGINT NOT NULL, PRIMARY KEY (customer_id, status));
-             CREATE TABLE IF NOT EXISTS {spend} (customer_id UUID NOT NULL, currency TEXT NOT NULL,
-                orders BIGINT NOT NULL, total_minor BIGINT NOT NULL, PRIMARY KEY (customer_id, currency));",
-            orders = t.orders,
-            customers = t.customers,
-            statuses = t.statuses,
-            spend = t.spend
-        );
-        sqlx::raw_sql(AssertSqlSafe(ddl)).execute(db.pool()).await?;
-        Ok(())
-    }
-
-    async fn drop_tables(&self, db: &PgDialect, generation: i32) -> read_model::Result<()> {
-        let t = CustomerTables::new(generation);
-        let ddl = format!(
-            "DROP TABLE IF EXISTS {}, {}, {}, {}",
-            t.orders, t.customers, t.statuses, t.spend
-        );
-        sqlx::raw_sql(AssertSqlSafe(ddl)).execute(db.pool()).await?;
-        Ok(())
-    }
-
-    async fn apply(
-        &self,
+impl SummaryStorage for PgDialect {
+    async fn load_lines(
         tx: &mut Tx,
-        generation: i32,
-        after: u64,
-        events: &[RecordedEvent],
-        on_error: OnError,
-    ) -> read_model::Result<Applied> {
-        let t = CustomerTables::new(generation);
-        let ids = order_ids(events);
-        let current = sqlx::query(AssertSqlSafe(format!(
-            "SELECT * FROM {} WHERE order_id = ANY($1)",
-            t.orders
-        )))
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        let lines: HashMap<Uuid, OrderLine> = current
-            .iter()
-            .map(line)
-            .map(|l| l.map(|l| (l.order_id, l)))
-            .collect::<sqlx::Result<_>>()?;
-        let writes = fold_batch(events, lines, after, on_error);
-        write_batch(tx, &t, &writes).await?;
-        Ok(writes.applied)
+        t: &CustomerTables,
+        ids: &[Uuid],
+    ) -> read_model::Result<Vec<OrderLine>> {
+        load(tx, &t.orders, ids).await
+    }
+
+    async fn write(
+        tx: &mut Tx,
+        t: &CustomerTables,
+        writes: &SummaryWrites,
+    ) -> read_model::Result<()> {
+        write_batch(tx, t, writes).await
     }
 }
 
@@ -174,64 +119,4 @@ async fn write_batch(
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-fn line(r: &PgRow) -> sqlx::Result<OrderLine> {
-    Ok(OrderLine {
-        order_id: r.try_get("order_id")?,
-        customer_id: r.try_get("customer_id")?,
-        status: r.try_get("status")?,
-        currency: r.try_get("currency")?,
-        total_minor: r.try_get("total_minor")?,
-        spent: r.try_get("spent")?,
-        version: from_sql(r.try_get("version")?)?,
-    })
-}
-
-/// One customer's summary from the tables of `generation`.
-pub async fn summary(
-    pool: &PgPool,
-    generation: i32,
-    customer: Uuid,
-) -> sqlx::Result<CustomerSummary> {
-    let t = CustomerTables::new(generation);
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT orders, first_order_at, last_order_at FROM {} WHERE customer_id = $1",
-        t.customers
-    )))
-    .bind(customer)
-    .fetch_optional(pool)
-    .await?;
-    let statuses = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT status, orders FROM {} WHERE customer_id = $1 AND orders <> 0 ORDER BY status",
-        t.statuses
-    )))
-    .bind(customer)
-    .fetch_all(pool)
-    .await?;
-    let spend = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT currency, orders, total_minor FROM {} WHERE customer_id = $1
-           AND (orders <> 0 OR total_minor <> 0) ORDER BY currency",
-        t.spend
-    )))
-    .bind(customer)
-    .fetch_all(pool)
-    .await?;
-    Ok(CustomerSummary {
-        orders: row
-            .as_ref()
-            .map(|r| r.try_get("orders"))
-            .transpose()?
-            .unwrap_or(0),
-        first_order_at: row
-            .as_ref()
-            .map(|r| r.try_get("first_order_at"))
-            .transpose()?,
-        last_order_at: row
-            .as_ref()
-            .map(|r| r.try_get("last_order_at"))
-            .transpose()?,
-        by_status: statuses,
-        spend,
-    })
 }

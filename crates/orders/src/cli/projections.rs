@@ -4,10 +4,9 @@ use clap::{Args, Subcommand};
 use common::DatabaseConfig;
 use event_store::Feed;
 use indicatif::{ProgressBar, ProgressStyle};
-use read_model::{PgDialect, Projection, RetryOutcome, SqliteDialect};
+use read_model::{Operate, RetryOutcome};
 
-use order_views::engines::ProjectionEngine;
-use order_views::{CustomerSummaries, ReadModel};
+use order_views::ReadModels;
 use store::Store;
 
 /// The `projections` subcommands.
@@ -42,21 +41,12 @@ pub struct DatabaseArgs {
     pub database: DatabaseConfig,
 }
 
-/// A read model, by its projection's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProjectionName {
-    /// The order read model (`GET /orders`, `GET /stats`).
-    Orders,
-    /// The per-customer summary (`GET /customers/{id}/summary`).
-    CustomerSummaries,
-}
-
 /// Settings of `projections rebuild`.
 #[derive(Debug, Clone, Args)]
 pub struct RebuildArgs {
     /// Only this read model (default: all).
-    #[arg(long, value_enum)]
-    pub projection: Option<ProjectionName>,
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ReadModels::NAMES))]
+    pub projection: Option<String>,
     /// Database.
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -68,8 +58,9 @@ pub struct ParkedArgs {
     /// Its feed position (from `orders projections parked list`).
     pub position: u64,
     /// The read model that parked it.
-    #[arg(long, value_enum, default_value_t = ProjectionName::Orders)]
-    pub projection: ProjectionName,
+    #[arg(long, default_value = ReadModels::NAMES[0],
+        value_parser = clap::builder::PossibleValuesParser::new(ReadModels::NAMES))]
+    pub projection: String,
     /// Database.
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -81,48 +72,53 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
         ProjectionsCommand::Status(args) => {
             let store = Store::open_existing(&args.database).await?;
             let head = store.head().await?;
-            status(&ReadModel::for_store(&store), head).await?;
-            status(&CustomerSummaries::for_store(&store), head).await
+            for model in ReadModels::for_store(&store).all() {
+                status(model, head).await?;
+            }
+            Ok(())
         }
         ProjectionsCommand::Rebuild(args) => {
             let store = Store::open_for_tool(&args.database).await?;
-            let wanted = |name| args.projection.is_none_or(|p| p == name);
-            if wanted(ProjectionName::Orders) {
-                rebuild(&ReadModel::for_store(&store)).await?;
-            }
-            if wanted(ProjectionName::CustomerSummaries) {
-                rebuild(&CustomerSummaries::for_store(&store)).await?;
+            let models = ReadModels::for_store(&store);
+            for model in models.all() {
+                if args.projection.as_deref().is_none_or(|p| p == model.name()) {
+                    rebuild(model).await?;
+                }
             }
             Ok(())
         }
         ProjectionsCommand::Parked(ParkedCommand::List(args)) => {
             let store = Store::open_existing(&args.database).await?;
-            print_parked(&ReadModel::for_store(&store)).await?;
-            print_parked(&CustomerSummaries::for_store(&store)).await
+            for model in ReadModels::for_store(&store).all() {
+                print_parked(model).await?;
+            }
+            Ok(())
         }
         ProjectionsCommand::Parked(ParkedCommand::Retry(args)) => {
             // Writes: not an inspection connection (those are read-only).
             let store = Store::open_for_tool(&args.database).await?;
-            match args.projection {
-                ProjectionName::Orders => retry(&ReadModel::for_store(&store), args.position).await,
-                ProjectionName::CustomerSummaries => {
-                    retry(&CustomerSummaries::for_store(&store), args.position).await
-                }
-            }
+            let models = ReadModels::for_store(&store);
+            retry(named(&models, &args.projection)?, args.position).await
         }
         ProjectionsCommand::Parked(ParkedCommand::Skip(args)) => {
             let store = Store::open_for_tool(&args.database).await?;
-            match args.projection {
-                ProjectionName::Orders => skip(&ReadModel::for_store(&store), args.position).await,
-                ProjectionName::CustomerSummaries => {
-                    skip(&CustomerSummaries::for_store(&store), args.position).await
-                }
-            }
+            let models = ReadModels::for_store(&store);
+            skip(named(&models, &args.projection)?, args.position).await
         }
     }
 }
 
-async fn status<P: Both>(engine: &ProjectionEngine<P>, head: u64) -> anyhow::Result<()> {
+/// The read model `name` (clap has already checked it is one of [`ReadModels::NAMES`]).
+fn named<'a>(models: &'a ReadModels, name: &str) -> anyhow::Result<&'a dyn Operate> {
+    models.named(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "there is no read model {name:?}; the read models are {:?}",
+            ReadModels::NAMES
+        )
+    })
+}
+
+async fn status(engine: &dyn Operate, head: u64) -> anyhow::Result<()> {
     let name = engine.name();
     let Some(checkpoint) = engine.checkpoint().await? else {
         outln!("{name}: not started yet (the service creates it when it first starts)");
@@ -153,7 +149,7 @@ async fn status<P: Both>(engine: &ProjectionEngine<P>, head: u64) -> anyhow::Res
     print_parked(engine).await
 }
 
-async fn rebuild<P: Both>(engine: &ProjectionEngine<P>) -> anyhow::Result<()> {
+async fn rebuild(engine: &dyn Operate) -> anyhow::Result<()> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -163,7 +159,7 @@ async fn rebuild<P: Both>(engine: &ProjectionEngine<P>) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     let report = engine
-        .rebuild(|done, head| {
+        .rebuild(&|done, head| {
             bar.set_length(head);
             bar.set_position(done);
         })
@@ -179,7 +175,7 @@ async fn rebuild<P: Both>(engine: &ProjectionEngine<P>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn retry<P: Both>(engine: &ProjectionEngine<P>, position: u64) -> anyhow::Result<()> {
+async fn retry(engine: &dyn Operate, position: u64) -> anyhow::Result<()> {
     let outcome = engine.retry_parked(position).await?;
     audit(engine.name(), "retry", position, &outcome);
     match outcome {
@@ -193,14 +189,14 @@ async fn retry<P: Both>(engine: &ProjectionEngine<P>, position: u64) -> anyhow::
     }
 }
 
-async fn skip<P: Both>(engine: &ProjectionEngine<P>, position: u64) -> anyhow::Result<()> {
+async fn skip(engine: &dyn Operate, position: u64) -> anyhow::Result<()> {
     engine.skip_parked(position).await?;
     tracing::warn!(projection = engine.name(), position, by = %operator(), "parked event skipped: it will never be applied");
     outln!("position {position}: skipped, no longer parked");
     Ok(())
 }
 
-async fn print_parked<P: Both>(engine: &ProjectionEngine<P>) -> anyhow::Result<()> {
+async fn print_parked(engine: &dyn Operate) -> anyhow::Result<()> {
     let parked = engine.parked().await?;
     outln!("parked events of {}: {}", engine.name(), parked.len());
     for event in parked {
@@ -214,10 +210,6 @@ async fn print_parked<P: Both>(engine: &ProjectionEngine<P>) -> anyhow::Result<(
     }
     Ok(())
 }
-
-/// A read model the engine runs on both backends.
-trait Both: Projection<PgDialect> + Projection<SqliteDialect> {}
-impl<P: Projection<PgDialect> + Projection<SqliteDialect>> Both for P {}
 
 /// Records an operator's action on a parked event in the log.
 fn audit(projection: &str, action: &str, position: u64, outcome: &RetryOutcome) {

@@ -6,14 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use event_store::Feed;
-use read_model::{Checkpoint, ParkedEvent, PgDialect, Projection, RetryOutcome, SqliteDialect};
+use read_model::{Checkpoint, Operate, ParkedEvent, RetryOutcome};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
-use order_views::engines::ProjectionEngine;
 
 /// One read model's state.
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,27 +100,16 @@ fn unknown(name: &str) -> Problem {
     )
 }
 
-/// Runs `$body` with `$engine` bound to the read model named `$name`, or answers 404.
-macro_rules! with_engine {
-    ($state:expr, $name:expr, $engine:ident => $body:expr) => {
-        match $name {
-            order_views::ORDERS_PROJECTION => {
-                let $engine: &ProjectionEngine<_> = &$state.projections.read_model;
-                $body
-            }
-            order_views::customers::CUSTOMERS_PROJECTION => {
-                let $engine: &ProjectionEngine<_> = &$state.projections.customers;
-                $body
-            }
-            other => Err(unknown(other)),
-        }
-    };
+/// The read model called `name`, or 404.
+fn model<'a>(state: &'a AppState, name: &str) -> Result<&'a dyn Operate, Problem> {
+    state
+        .projections
+        .models
+        .named(name)
+        .ok_or_else(|| unknown(name))
 }
 
-async fn describe<P>(engine: &ProjectionEngine<P>, head: u64) -> Result<ProjectionState, Problem>
-where
-    P: Projection<PgDialect> + Projection<SqliteDialect>,
-{
+async fn describe(engine: &dyn Operate, head: u64) -> Result<ProjectionState, Problem> {
     let checkpoint: Option<Checkpoint> = engine.checkpoint().await.map_err(failed)?;
     let checkpoint = checkpoint.ok_or_else(Problem::unavailable)?;
     let parked = engine.parked().await.map_err(failed)?.len();
@@ -149,10 +137,10 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     staff(&principal)?;
     let head = state.handler.store().head().await?;
-    let all = vec![
-        describe(&state.projections.read_model, head).await?,
-        describe(&state.projections.customers, head).await?,
-    ];
+    let mut all = Vec::new();
+    for model in state.projections.models.all() {
+        all.push(describe(model, head).await?);
+    }
     Ok(Json(all).into_response())
 }
 
@@ -166,11 +154,9 @@ pub async fn parked(
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
     staff(&principal)?;
-    with_engine!(state, name.as_str(), engine => {
-        let parked = engine.parked().await.map_err(failed)?;
-        let body: Vec<ParkedEventResponse> = parked.into_iter().map(Into::into).collect();
-        Ok(Json(body).into_response())
-    })
+    let parked = model(&state, &name)?.parked().await.map_err(failed)?;
+    let body: Vec<ParkedEventResponse> = parked.into_iter().map(Into::into).collect();
+    Ok(Json(body).into_response())
 }
 
 /// The position of one parked event. Any u64 is a valid question; one beyond what the feed can
@@ -205,18 +191,22 @@ pub async fn retry(
 ) -> Result<Response, Problem> {
     staff(&principal)?;
     let position = position(&name, &raw)?;
-    with_engine!(state, name.as_str(), engine => {
-        let outcome = engine.retry_parked(position).await.map_err(failed)?;
-        tracing::warn!(projection = %name, position, by = %principal.subject, ?outcome, "parked event retried");
-        match outcome {
-            RetryOutcome::Applied => Ok(Json(serde_json::json!({"position": position, "outcome": "applied"})).into_response()),
-            RetryOutcome::StillFails(error) => Err(Problem::new(
-                StatusCode::CONFLICT,
-                "still-fails",
-                format!("the event at position {position} failed again and stays parked: {error}"),
-            )),
-        }
-    })
+    let outcome = model(&state, &name)?
+        .retry_parked(position)
+        .await
+        .map_err(failed)?;
+    tracing::warn!(projection = %name, position, by = %principal.subject, ?outcome, "parked event retried");
+    match outcome {
+        RetryOutcome::Applied => Ok(Json(
+            serde_json::json!({"position": position, "outcome": "applied"}),
+        )
+        .into_response()),
+        RetryOutcome::StillFails(error) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "still-fails",
+            format!("the event at position {position} failed again and stays parked: {error}"),
+        )),
+    }
 }
 
 /// Gives up on a parked event (staff): it is no longer parked and never applied.
@@ -232,9 +222,10 @@ pub async fn skip(
 ) -> Result<Response, Problem> {
     staff(&principal)?;
     let position = position(&name, &raw)?;
-    with_engine!(state, name.as_str(), engine => {
-        engine.skip_parked(position).await.map_err(failed)?;
-        tracing::warn!(projection = %name, position, by = %principal.subject, "parked event skipped: it will never be applied");
-        Ok(StatusCode::NO_CONTENT.into_response())
-    })
+    model(&state, &name)?
+        .skip_parked(position)
+        .await
+        .map_err(failed)?;
+    tracing::warn!(projection = %name, position, by = %principal.subject, "parked event skipped: it will never be applied");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -19,7 +19,7 @@ use super::{AppState, Problem};
 use crate::auth::{Principal, Role};
 use event_store::Feed;
 
-use order_views::{ListQuery, Which};
+use order_views::{CUSTOMERS_PROJECTION, ListQuery, ORDERS_PROJECTION};
 
 use super::reads::{
     Read, answer, current, on_fresh_standby, on_standby_at, read_model_down, served_by,
@@ -110,7 +110,7 @@ pub async fn customer_summary(
     }
     let read = caught_up(
         &state,
-        Which::Customers,
+        CUSTOMERS_PROJECTION,
         &principal,
         params.min_position,
         params.consistent_with.as_deref(),
@@ -118,7 +118,7 @@ pub async fn customer_summary(
     .await?;
     let (summary, read) = answer(
         &state,
-        Which::Customers,
+        CUSTOMERS_PROJECTION,
         read,
         |views, generation| async move { views.customers.summary(generation, customer).await },
     )
@@ -175,7 +175,7 @@ pub async fn list_orders(
     let range = IdRange::of(&params)?;
     let read = caught_up(
         &state,
-        Which::Orders,
+        ORDERS_PROJECTION,
         &principal,
         params.min_position,
         params.consistent_with.as_deref(),
@@ -188,7 +188,7 @@ pub async fn list_orders(
         highest: range.highest,
         limit: limit + 1,
     };
-    let (mut orders, read) = answer(&state, Which::Orders, read, |views, generation| {
+    let (mut orders, read) = answer(&state, ORDERS_PROJECTION, read, |views, generation| {
         let query = query.clone();
         async move { views.orders.list(generation, &query).await }
     })
@@ -307,7 +307,7 @@ pub async fn stats(
     }
     let read = caught_up(
         &state,
-        Which::Orders,
+        ORDERS_PROJECTION,
         &principal,
         params.min_position,
         params.consistent_with.as_deref(),
@@ -315,7 +315,7 @@ pub async fn stats(
     .await?;
     let (stats, read) = answer(
         &state,
-        Which::Orders,
+        ORDERS_PROJECTION,
         read,
         |views, generation| async move { views.orders.stats(generation).await },
     )
@@ -335,7 +335,7 @@ pub async fn stats(
 /// and a caller may have at most [`waits::MAX_WAITS_PER_CALLER`] queries waiting at a time.
 async fn caught_up(
     state: &AppState,
-    which: Which,
+    which: &'static str,
     principal: &Principal,
     min_position: Option<u64>,
     tokens: Option<&str>,
@@ -386,11 +386,10 @@ async fn caught_up(
     }
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Some(position) = wanted
-        && !state
-            .projections
-            .running(which)
-            .wait_for(position, left)
-            .await
+        && !match state.projections.running(which) {
+            Some(running) => running.wait_for(position, left).await,
+            None => false,
+        }
     {
         // Another instance may be the one applying events: check the durable checkpoint too.
         let checkpoint = current(state, which).await?.position;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use axum::response::Response;
-use order_views::{CustomerSummaries, ReadModel, Which};
+use order_views::ReadModels;
 use read_model::{Dialect, PgDialect};
 use store::replicas::Replica;
 
@@ -25,12 +25,6 @@ pub(super) struct Read {
     pub(super) position: u64,
 }
 
-/// The read models a query reads, on the primary or on one standby.
-pub(super) struct Views {
-    pub(super) orders: ReadModel,
-    pub(super) customers: CustomerSummaries,
-}
-
 /// How often a query with a consistency token looks at a standby's replicated checkpoint while
 /// it waits for the standby to replay the write.
 const STANDBY_POLL: Duration = Duration::from_millis(5);
@@ -39,13 +33,13 @@ const STANDBY_POLL: Duration = Duration::from_millis(5);
 /// taken out of rotation and the primary answers: a hung standby costs a caller at most this.
 const STANDBY_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The primary's read model at its checkpoint.
-pub(super) async fn current(state: &AppState, which: Which) -> Result<Read, Problem> {
-    let checkpoint = match which {
-        Which::Orders => state.projections.read_model.checkpoint().await,
-        Which::Customers => state.projections.customers.checkpoint().await,
-    };
-    checkpoint
+/// The primary's read model `which` at its checkpoint.
+pub(super) async fn current(state: &AppState, which: &str) -> Result<Read, Problem> {
+    let model = state.projections.models.named(which);
+    model
+        .ok_or_else(Problem::unavailable)?
+        .checkpoint()
+        .await
         .map_err(read_model_down)?
         .map(|c| Read {
             standby: None,
@@ -56,9 +50,9 @@ pub(super) async fn current(state: &AppState, which: Which) -> Result<Read, Prob
 }
 
 /// A standby whose lag is within `ORDERS_READ_MAX_LAG`, at its replicated checkpoint.
-pub(super) async fn on_fresh_standby(state: &AppState, which: Which) -> Option<Read> {
+pub(super) async fn on_fresh_standby(state: &AppState, which: &str) -> Option<Read> {
     let replica = state.replicas.as_ref()?.fresh()?;
-    let (generation, position) = standby_checkpoint(state, &replica, which).await?;
+    let (generation, position) = standby_checkpoint(&replica, which).await?;
     Some(Read {
         standby: Some(replica),
         generation,
@@ -69,11 +63,11 @@ pub(super) async fn on_fresh_standby(state: &AppState, which: Which) -> Option<R
 /// A standby once its replicated checkpoint has reached `position`, if that happens within
 /// `ORDERS_READ_STANDBY_WAIT`. The checkpoint commits with the rows it covers and replicates with
 /// them, so a standby at that checkpoint holds every write up to `position`: never stale.
-pub(super) async fn on_standby_at(state: &AppState, which: Which, position: u64) -> Option<Read> {
+pub(super) async fn on_standby_at(state: &AppState, which: &str, position: u64) -> Option<Read> {
     let replica = state.replicas.as_ref()?.any()?;
     let deadline = tokio::time::Instant::now() + state.standby_wait;
     loop {
-        let (generation, reached) = standby_checkpoint(state, &replica, which).await?;
+        let (generation, reached) = standby_checkpoint(&replica, which).await?;
         if reached >= position {
             return Some(Read {
                 standby: Some(replica),
@@ -91,17 +85,9 @@ pub(super) async fn on_standby_at(state: &AppState, which: Which, position: u64)
 
 /// `which`'s checkpoint as `replica` has replayed it; a failure takes the standby out of
 /// rotation (the caller then reads from the primary).
-async fn standby_checkpoint(
-    state: &AppState,
-    replica: &Replica,
-    which: Which,
-) -> Option<(i32, u64)> {
-    let name = match which {
-        Which::Orders => state.projections.read_model.name(),
-        Which::Customers => state.projections.customers.name(),
-    };
+async fn standby_checkpoint(replica: &Replica, which: &str) -> Option<(i32, u64)> {
     match PgDialect::new(replica.pool().clone())
-        .checkpoint(name)
+        .checkpoint(which)
         .await
     {
         Ok(checkpoint) => checkpoint.map(|c| (c.generation, c.position)),
@@ -118,29 +104,17 @@ async fn standby_checkpoint(
 /// own checkpoint, which is never behind a standby's: the caller sees no error.
 pub(super) async fn answer<T, F>(
     state: &AppState,
-    which: Which,
+    which: &'static str,
     read: Read,
-    query: impl Fn(Views, i32) -> F,
+    query: impl Fn(ReadModels, i32) -> F,
 ) -> Result<(T, Read), Problem>
 where
     F: Future<Output = sqlx::Result<T>>,
 {
-    let model = match which {
-        Which::Orders => "orders",
-        Which::Customers => "customers",
-    };
+    let model = which;
     let read = match &read.standby {
         Some(replica) => {
-            let views = Views {
-                orders: state
-                    .projections
-                    .read_model
-                    .on_standby(replica.pool().clone()),
-                customers: state
-                    .projections
-                    .customers
-                    .on_standby(replica.pool().clone()),
-            };
+            let views = state.projections.models.on_standby(replica.pool().clone());
             let answered = tokio::time::timeout(STANDBY_TIMEOUT, query(views, read.generation))
                 .await
                 .unwrap_or_else(|_| {
@@ -164,11 +138,7 @@ where
         }
         None => read,
     };
-    let views = Views {
-        orders: state.projections.read_model.clone(),
-        customers: state.projections.customers.clone(),
-    };
-    let answer = query(views, read.generation)
+    let answer = query(state.projections.models.clone(), read.generation)
         .await
         .map_err(read_model_down)?;
     metrics::counter!("read_queries_total", "read_model" => model, "server" => "primary")

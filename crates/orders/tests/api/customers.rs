@@ -133,7 +133,7 @@ async fn a_rebuilt_summary_equals_the_live_one(backend: Backend) {
     }
     let store = store::Store::open(&app.config.database).await.unwrap();
     let report = order_views::CustomerSummaries::for_store(&store)
-        .rebuild(|_, _| {})
+        .rebuild(&|_, _| {})
         .await
         .unwrap();
     assert_eq!(report.generation, 2);

@@ -203,7 +203,7 @@ async fn a_rebuilt_read_model_equals_the_live_one(backend: Backend) {
     let live = snapshot_of_read_model(&app, last).await;
 
     let read_model = app.read_model().await;
-    let report = read_model.rebuild(|_, _| {}).await.unwrap();
+    let report = read_model.rebuild(&|_, _| {}).await.unwrap();
     assert_eq!(report.generation, 2);
     assert!(report.position >= last);
     let rebuilt = snapshot_of_read_model(&app, last).await;
