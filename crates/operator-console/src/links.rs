@@ -2,7 +2,7 @@
 //! The same table on both backends.
 
 use super::session::{ConsoleAuthError, Link};
-use store::Db;
+use store::{Db, with_writer};
 
 /// The table, in the service's database (on SQLite, through the single writer).
 #[derive(Debug, Clone)]
@@ -26,26 +26,17 @@ impl LinkTable {
         let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
         let expires = i64::try_from(link.expires_at).unwrap_or(i64::MAX);
         let id = link.id.to_string();
-        let inserted = match &self.0 {
-            Db::Postgres(pool) => {
-                sqlx::query(PURGE).bind(now).execute(pool).await?;
-                let query = sqlx::query(USE)
-                    .bind(&id)
-                    .bind(&link.subject)
-                    .bind(now)
-                    .bind(expires);
-                query.execute(pool).await?.rows_affected()
-            }
-            Db::Sqlite { writer: pool, .. } => {
-                sqlx::query(PURGE).bind(now).execute(pool).await?;
-                let query = sqlx::query(USE)
-                    .bind(&id)
-                    .bind(&link.subject)
-                    .bind(now)
-                    .bind(expires);
-                query.execute(pool).await?.rows_affected()
-            }
-        };
+        let inserted = with_writer!(&self.0, pool => {
+            sqlx::query(PURGE).bind(now).execute(pool).await?;
+            sqlx::query(USE)
+                .bind(&id)
+                .bind(&link.subject)
+                .bind(now)
+                .bind(expires)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         if inserted == 1 {
             Ok(())
         } else {

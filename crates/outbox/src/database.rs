@@ -1,7 +1,7 @@
 //! The relay's own rows in the store's database: its checkpoint and its lease. The feed itself
 //! (events, the head, commit times, wake-ups) comes through the store's `Feed` port.
 
-use store::Db;
+use store::{Db, with_reader};
 
 use crate::lease::Lease;
 use crate::position::unsigned;
@@ -36,20 +36,12 @@ impl RelayDb {
 
     /// The relay's stored checkpoint (0 when it never ran), read without taking the lease.
     pub async fn checkpoint(&self, name: &str) -> sqlx::Result<u64> {
-        let position: Option<i64> = match &self.0 {
-            Db::Postgres(pool) => {
-                sqlx::query_scalar("SELECT position FROM projections WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Db::Sqlite { reader, .. } => {
-                sqlx::query_scalar("SELECT position FROM projections WHERE name = ?1")
-                    .bind(name)
-                    .fetch_optional(reader)
-                    .await?
-            }
-        };
+        let position: Option<i64> = with_reader!(&self.0, pool => {
+            sqlx::query_scalar("SELECT position FROM projections WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        });
         unsigned(position.unwrap_or(0))
     }
 

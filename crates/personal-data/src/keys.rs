@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use store::Db;
+use store::{Db, with_reader, with_writer};
 
 /// A customer's row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,20 +69,9 @@ impl KeyTable {
 
     /// The customers forgotten after `since` (by the forgetting instance's clock).
     pub async fn forgotten_since(&self, since: DateTime<Utc>) -> sqlx::Result<Vec<Uuid>> {
-        match &self.0 {
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(FORGOTTEN_SINCE)
-                    .bind(since)
-                    .fetch_all(pool)
-                    .await
-            }
-            Db::Sqlite { reader, .. } => {
-                sqlx::query_scalar(FORGOTTEN_SINCE)
-                    .bind(since)
-                    .fetch_all(reader)
-                    .await
-            }
-        }
+        with_reader!(&self.0, pool => {
+            sqlx::query_scalar(FORGOTTEN_SINCE).bind(since).fetch_all(pool).await
+        })
     }
 
     /// Stores `wrapped` as `customer_id`'s key unless the customer has a row, and returns the row
@@ -94,27 +83,18 @@ impl KeyTable {
         master_key_id: &str,
     ) -> sqlx::Result<StoredKey> {
         let now = Utc::now();
-        match &self.0 {
-            Db::Postgres(pool) => {
-                let query = sqlx::query(INSERT)
-                    .bind(customer_id)
-                    .bind(wrapped)
-                    .bind(master_key_id)
-                    .bind(now);
-                if query.execute(pool).await?.rows_affected() == 1 {
-                    return Ok(active(wrapped, master_key_id));
-                }
-            }
-            Db::Sqlite { writer, .. } => {
-                let query = sqlx::query(INSERT)
-                    .bind(customer_id)
-                    .bind(wrapped)
-                    .bind(master_key_id)
-                    .bind(now);
-                if query.execute(writer).await?.rows_affected() == 1 {
-                    return Ok(active(wrapped, master_key_id));
-                }
-            }
+        let inserted = with_writer!(&self.0, pool => {
+            sqlx::query(INSERT)
+                .bind(customer_id)
+                .bind(wrapped)
+                .bind(master_key_id)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if inserted == 1 {
+            return Ok(active(wrapped, master_key_id));
         }
         // Someone else's row: read it (from the writer on SQLite, which has just seen it).
         self.get_from_writer(customer_id)
@@ -124,19 +104,8 @@ impl KeyTable {
 
     /// `customer_id`'s row, if any.
     pub async fn get(&self, customer_id: Uuid) -> sqlx::Result<Option<StoredKey>> {
-        Ok(match &self.0 {
-            Db::Postgres(pool) => read(
-                sqlx::query(SELECT)
-                    .bind(customer_id)
-                    .fetch_optional(pool)
-                    .await?,
-            ),
-            Db::Sqlite { reader, .. } => read(
-                sqlx::query(SELECT)
-                    .bind(customer_id)
-                    .fetch_optional(reader)
-                    .await?,
-            ),
+        with_reader!(&self.0, pool => {
+            Ok(read(sqlx::query(SELECT).bind(customer_id).fetch_optional(pool).await?))
         })
     }
 
@@ -144,24 +113,15 @@ impl KeyTable {
     /// and returned.
     pub async fn forget(&self, customer_id: Uuid, by: &str) -> sqlx::Result<Forgetting> {
         let now = Utc::now();
-        match &self.0 {
-            Db::Postgres(pool) => {
-                sqlx::query(FORGET)
-                    .bind(customer_id)
-                    .bind(now)
-                    .bind(by)
-                    .execute(pool)
-                    .await?;
-            }
-            Db::Sqlite { writer, .. } => {
-                sqlx::query(FORGET)
-                    .bind(customer_id)
-                    .bind(now)
-                    .bind(by)
-                    .execute(writer)
-                    .await?;
-            }
-        }
+        with_writer!(&self.0, pool => {
+            sqlx::query(FORGET)
+                .bind(customer_id)
+                .bind(now)
+                .bind(by)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         match self.get_from_writer(customer_id).await? {
             Some(StoredKey::Forgotten(forgetting)) => Ok(forgetting),
             _ => Err(sqlx::Error::RowNotFound),
@@ -170,46 +130,21 @@ impl KeyTable {
 
     /// Like [`Self::get`], read through the SQLite writer (which has just written it).
     async fn get_from_writer(&self, customer_id: Uuid) -> sqlx::Result<Option<StoredKey>> {
-        match &self.0 {
-            Db::Postgres(_) => self.get(customer_id).await,
-            Db::Sqlite { writer, .. } => Ok(read(
-                sqlx::query(SELECT)
-                    .bind(customer_id)
-                    .fetch_optional(writer)
-                    .await?,
-            )),
-        }
+        with_writer!(&self.0, pool => {
+            Ok(read(sqlx::query(SELECT).bind(customer_id).fetch_optional(pool).await?))
+        })
     }
 
     /// Every customer with a live key: `(customer, wrapped key, master key id)`.
     pub async fn active(&self) -> sqlx::Result<Vec<(Uuid, Vec<u8>, String)>> {
-        let rows = match &self.0 {
-            Db::Postgres(pool) => sqlx::query(ACTIVE)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
-                    ))
-                })
-                .collect::<sqlx::Result<Vec<_>>>()?,
-            Db::Sqlite { writer, .. } => sqlx::query(ACTIVE)
-                .fetch_all(writer)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
-                    ))
-                })
-                .collect::<sqlx::Result<Vec<_>>>()?,
-        };
-        Ok(rows)
+        // From the writer on SQLite: a rotation reads these and rewraps them in one go.
+        let rows: Vec<(Uuid, Vec<u8>, Option<String>)> = with_writer!(&self.0, pool => {
+            sqlx::query_as(ACTIVE).fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(customer, wrapped, master)| (customer, wrapped, master.unwrap_or_default()))
+            .collect())
     }
 
     /// Replaces the wrapped keys of `rows` in one transaction: all or none (master key rotation).
@@ -218,32 +153,18 @@ impl KeyTable {
         rows: &[(Uuid, Vec<u8>)],
         master_key_id: &str,
     ) -> sqlx::Result<()> {
-        match &self.0 {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for (customer, wrapped) in rows {
-                    sqlx::query(REWRAP)
-                        .bind(customer)
-                        .bind(wrapped)
-                        .bind(master_key_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
+        with_writer!(&self.0, pool => {
+            let mut tx = pool.begin().await?;
+            for (customer, wrapped) in rows {
+                sqlx::query(REWRAP)
+                    .bind(customer)
+                    .bind(wrapped)
+                    .bind(master_key_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            Db::Sqlite { writer, .. } => {
-                let mut tx = writer.begin().await?;
-                for (customer, wrapped) in rows {
-                    sqlx::query(REWRAP)
-                        .bind(customer)
-                        .bind(wrapped)
-                        .bind(master_key_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
-        }
+            tx.commit().await
+        })
     }
 }
 
