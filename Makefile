@@ -16,7 +16,7 @@ help:
 	@echo "test-int     integration tests (needs PostgreSQL)"
 	@echo "schemathesis the API against /openapi.json on both backends (scripts/schemathesis.sh)"
 	@echo "mutants      mutation testing of domain, event-store and read-model (cargo install cargo-mutants --locked), about 15 min"
-	@echo "mutants-orders mutation testing of the pure parts of orders, about an hour"
+	@echo "mutants-orders mutation testing of the pure parts of order-views and orders, about 45 min"
 	@echo "fuzz         the cargo-fuzz targets, FUZZ_SECONDS (30) each (nightly; cargo install cargo-fuzz --locked)"
 	@echo "soak         kill the primary of a Patroni formation 20 times under load (scripts/failover-soak.sh, about 8 min)"
 	@echo "ha-up        start the three-node Patroni formation on 127.0.0.1:55431-55433 (scripts/ha-cluster.sh)"
@@ -50,27 +50,12 @@ schemathesis:
 	scripts/schemathesis.sh
 
 # Mutation testing: cargo-mutants breaks the code one small change at a time and expects a test
-# to fail each time. A surviving mutant is a missing test, or an equivalent mutant excluded with
-# its reason in .cargo/mutants.toml. Results in mutants.out/ (missed.txt lists survivors).
-# `mutants`: domain, event-store (without its conformance suite, which is test code) and the
-# read-model engine's pure part; .ci/run runs these. `mutants-orders`: the pure parts of orders
-# (the two projection folds, the batch decoder, header and body extraction, token verification,
-# problem mapping) against its unit tests, two mutants at a time: about an hour on 2 cores, so it
-# is not in CI. Run it when you change those files.
-ORDERS_PURE = crates/orders/src/http/extract.rs \
-	crates/orders/src/auth/token.rs crates/orders/src/http/problem.rs crates/orders/src/http/errors.rs
-VIEWS_PURE = crates/order-views/src/view.rs crates/order-views/src/batch.rs \
-	crates/order-views/src/customers/mod.rs
-
+# to fail each time. scripts/mutants.sh is the one list of what is mutated (docs/testing.md).
 mutants:
-	cargo mutants -p domain
-	cargo mutants -p event-store --all-features --exclude 'crates/event-store/src/conformance/**'
-	cargo mutants -p read-model --file crates/read-model/src/apply.rs --file crates/read-model/src/error.rs -- --lib
+	scripts/mutants.sh core
 
 mutants-orders:
-	cargo mutants -p order-views $(addprefix --file ,$(VIEWS_PURE)) -- --lib
-	CARGO_PROFILE_DEV_DEBUG=false cargo mutants -p orders --all-features -j 2 \
-		$(addprefix --file ,$(ORDERS_PURE)) -- --lib
+	scripts/mutants.sh views
 
 # Fuzzing: every target in fuzz/fuzz_targets for FUZZ_SECONDS each, from copies of the seed corpora
 # in fuzz/corpus. A crashing input is kept in fuzz/artifacts/<target>/ (see fuzz/run.sh).

@@ -180,6 +180,32 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_keyed_by_their_order() {
+        let created = fixtures::order_created();
+        let (a, b) = (Uuid::from_u128(7), Uuid::from_u128(9));
+        let created_as = |id: Uuid| {
+            let mut payload = created.to_payload();
+            payload["order_id"] = serde_json::json!(id);
+            payload
+        };
+        let events = vec![
+            recorded(a, 1, 1, created.event_type(), created_as(a)),
+            recorded(b, 1, 2, created.event_type(), created_as(b)),
+        ];
+        let writes = fold_batch(&events, HashMap::new(), 0, OnError::Stop);
+        assert!(writes.applied.stopped.is_none(), "{:?}", writes.applied);
+        let views = writes.rows;
+        let keyed = by_order(views);
+        assert_eq!(keyed.len(), 2);
+        assert_eq!(keyed.get(&a).map(|v| v.order_id), Some(a));
+        assert_eq!(keyed.get(&b).map(|v| v.order_id), Some(b));
+        let lines = crate::customers::fold_batch(&events, HashMap::new(), 0, OnError::Stop).lines;
+        let keyed = by_order(lines);
+        assert_eq!(keyed.get(&a).map(|l| l.order_id), Some(a));
+        assert_eq!(keyed.get(&b).map(|l| l.order_id), Some(b));
+    }
+
+    #[test]
     fn order_ids_are_the_distinct_orders_of_a_batch_in_order() {
         let created = fixtures::order_created();
         let (a, b) = (Uuid::from_u128(2), Uuid::from_u128(1));

@@ -1,11 +1,13 @@
 //! The per-customer summary: how many orders a customer has in each status, what it spent per
 //! currency, and when it ordered first and last. A second read model on the engine: this file is
-//! its tables and its pure fold; `projection.rs` its batch (load → fold → write, once),
-//! `postgres.rs` and `sqlite.rs` the write each backend does its own way, `model.rs` its query.
+//! its pure fold; `schema.rs` its tables, `projection.rs` its batch (load → fold → write, once),
+//! `postgres.rs` and `sqlite.rs` the load and write each backend does its own way, `model.rs` its
+//! query.
 
 pub mod model;
 pub mod postgres;
 pub mod projection;
+pub mod schema;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,11 +17,10 @@ use domain::{OrderEvent, OrderStatus};
 use event_store::RecordedEvent;
 use read_model::{Applied, OnError};
 
-use read_model::Dialect;
 use uuid::Uuid;
 
+pub use self::schema::CustomerTables;
 use crate::batch::{OrderRow, fold_orders};
-use crate::schema::drop_tables;
 
 /// Name of the summary's projection (its checkpoint row).
 pub const CUSTOMERS_PROJECTION: &str = "customer-summaries";
@@ -27,60 +28,6 @@ pub const CUSTOMERS_PROJECTION: &str = "customer-summaries";
 /// The customer summary as a projection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CustomerProjection;
-
-/// The table names of one generation.
-#[derive(Debug, Clone)]
-pub struct CustomerTables {
-    /// Per order: enough to attribute its later events to its customer.
-    pub orders: String,
-    /// Per customer: order count, first and last order.
-    pub customers: String,
-    /// Per customer and status: orders.
-    pub statuses: String,
-    /// Per customer and currency: confirmed, not cancelled orders and their totals.
-    pub spend: String,
-}
-
-impl CustomerTables {
-    /// The names for `generation` (an integer we produce, never user input).
-    pub fn new(generation: i32) -> Self {
-        Self {
-            orders: format!("rm_customer_orders_g{generation}"),
-            customers: format!("rm_customers_g{generation}"),
-            statuses: format!("rm_customer_statuses_g{generation}"),
-            spend: format!("rm_customer_spend_g{generation}"),
-        }
-    }
-
-    /// Creates the tables if missing, in `D`'s column types.
-    pub fn create<D: Dialect>(&self) -> String {
-        let ty = D::TYPES;
-        format!(
-            "CREATE TABLE IF NOT EXISTS {orders} (order_id {id} PRIMARY KEY, customer_id {id} NOT NULL,
-                status TEXT NOT NULL, currency TEXT NOT NULL, total_minor {int} NOT NULL,
-                spent {bool} NOT NULL, version {int} NOT NULL);
-             CREATE TABLE IF NOT EXISTS {customers} (customer_id {id} PRIMARY KEY, orders {int} NOT NULL,
-                first_order_at {time} NOT NULL, last_order_at {time} NOT NULL);
-             CREATE TABLE IF NOT EXISTS {statuses} (customer_id {id} NOT NULL, status TEXT NOT NULL,
-                orders {int} NOT NULL, PRIMARY KEY (customer_id, status));
-             CREATE TABLE IF NOT EXISTS {spend} (customer_id {id} NOT NULL, currency TEXT NOT NULL,
-                orders {int} NOT NULL, total_minor {int} NOT NULL, PRIMARY KEY (customer_id, currency));",
-            orders = self.orders,
-            customers = self.customers,
-            statuses = self.statuses,
-            spend = self.spend,
-            id = ty.id,
-            int = ty.int,
-            bool = ty.bool,
-            time = ty.time,
-        )
-    }
-
-    /// Drops the tables if they exist.
-    pub fn drop(&self) -> String {
-        drop_tables(&[&self.orders, &self.customers, &self.statuses, &self.spend])
-    }
-}
 
 /// What the summary keeps of one order.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
