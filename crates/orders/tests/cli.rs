@@ -81,7 +81,7 @@ fn token_prints_a_token_the_service_accepts() {
     let principal = orders::auth::JwtKeys::new(&secret)
         .verify(token.trim())
         .unwrap();
-    assert_eq!(principal.subject, customer);
+    assert_eq!(principal.subject(), customer);
 }
 
 #[test]

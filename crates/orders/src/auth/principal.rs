@@ -14,29 +14,55 @@ pub enum Role {
     Staff,
 }
 
-/// An authenticated caller.
+/// An authenticated caller, parsed from its token: a customer is its customer id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The token's subject: a customer id for customers, any identifier for staff.
-    pub subject: String,
-    /// The role.
-    pub role: Role,
+pub enum Principal {
+    /// A customer (its token's subject is its id).
+    Customer(Uuid),
+    /// Staff (its token's subject: any identifier, e.g. a user name).
+    Staff(String),
 }
 
 impl Principal {
-    /// The customer id of a customer (its subject must be a UUID); `None` for staff.
+    /// The caller named by a token's subject and role; `None` for a customer whose subject is
+    /// not a UUID.
+    pub fn parse(subject: &str, role: Role) -> Option<Self> {
+        match role {
+            Role::Customer => Uuid::parse_str(subject).ok().map(Self::Customer),
+            Role::Staff => Some(Self::Staff(subject.to_owned())),
+        }
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        match self {
+            Self::Customer(_) => Role::Customer,
+            Self::Staff(_) => Role::Staff,
+        }
+    }
+
+    /// The token's subject as recorded (idempotency scope, event metadata, logs): a customer's
+    /// id in its canonical form, or the staff member's identifier.
+    pub fn subject(&self) -> String {
+        match self {
+            Self::Customer(id) => id.to_string(),
+            Self::Staff(subject) => subject.clone(),
+        }
+    }
+
+    /// The customer id of a customer; `None` for staff.
     pub fn customer_id(&self) -> Option<Uuid> {
-        match self.role {
-            Role::Customer => Uuid::parse_str(&self.subject).ok(),
-            Role::Staff => None,
+        match self {
+            Self::Customer(id) => Some(*id),
+            Self::Staff(_) => None,
         }
     }
 
     /// Whether this caller may see an order of `owner`. Customers see only their own orders.
     pub fn can_see(&self, owner: Option<Uuid>) -> bool {
-        match self.role {
-            Role::Staff => true,
-            Role::Customer => owner.is_some() && owner == self.customer_id(),
+        match self {
+            Self::Staff(_) => true,
+            Self::Customer(id) => owner == Some(*id),
         }
     }
 }

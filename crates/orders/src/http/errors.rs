@@ -7,6 +7,65 @@ use event_store::EventStoreError;
 use super::Problem;
 use crate::commands::{AccessDenied, CommandError};
 
+/// How a command ended, as `commands_total{outcome}` and the `command handled` log line count it:
+/// read from the typed error, never from the problem it became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// Applied.
+    Accepted,
+    /// Answered from an earlier request with the same `Idempotency-Key`.
+    Replayed,
+    /// A business rule refused it (the command itself).
+    Rejected,
+    /// The order's state does not allow it, or other writers kept winning.
+    Conflict,
+    /// `If-Match` named another version.
+    PreconditionFailed,
+    /// The order does not exist.
+    NotFound,
+    /// The caller may not do this (including another customer's order, answered as 404).
+    Denied,
+    /// The service failed (store, keys, corrupt events).
+    Error,
+}
+
+impl CommandOutcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Replayed => "replayed",
+            Self::Rejected => "rejected",
+            Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::NotFound => "not_found",
+            Self::Denied => "denied",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl From<&CommandError<OrderError>> for CommandOutcome {
+    fn from(error: &CommandError<OrderError>) -> Self {
+        match error {
+            CommandError::Rejected(rule) => match rule.kind() {
+                ErrorKind::Validation => Self::Rejected,
+                ErrorKind::NotFound => Self::NotFound,
+                ErrorKind::StateConflict => Self::Conflict,
+            },
+            CommandError::Denied(_) => Self::Denied,
+            CommandError::PreconditionFailed { .. } => Self::PreconditionFailed,
+            CommandError::Conflict { .. } | CommandError::IdempotencyKeyUsed(_) => Self::Conflict,
+            CommandError::PersonalData(personal_data::PersonalDataError::CustomerForgotten {
+                ..
+            }) => Self::Conflict,
+            CommandError::PersonalData(_) | CommandError::Corrupt(_) | CommandError::Store(_) => {
+                Self::Error
+            }
+        }
+    }
+}
+
 impl From<CommandError<OrderError>> for Problem {
     fn from(error: CommandError<OrderError>) -> Self {
         match error {

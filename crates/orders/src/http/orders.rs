@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, MatchedPath, State};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{
@@ -17,6 +18,7 @@ use super::dto::{
     CancelOrderRequest, ChangeAddressRequest, CreateOrderRequest, EventResponse, EventsPage,
     EventsQuery, OrderQuery, OrderResponse, ShipOrderRequest,
 };
+use super::errors::CommandOutcome;
 use super::extract::{ApiQuery, CommandHeaders, JsonBody, OptionalJsonBody, OrderId};
 use super::idempotency::{self, StoredResponse};
 use super::response::{command_response, with_etag};
@@ -43,10 +45,10 @@ pub(super) const MAX_EVENTS_PAGE: usize = 1_000;
 pub async fn create_order(
     State(state): State<AppState>,
     principal: Principal,
-    headers: CommandHeaders,
+    request: CommandRequest,
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<Response, Problem> {
-    let customer_id = match (principal.role, body.value.customer_id) {
+    let customer_id = match (principal.role(), body.value.customer_id) {
         (Role::Customer, requested) => {
             let own = principal
                 .customer_id()
@@ -78,14 +80,16 @@ pub async fn create_order(
         shipping_address,
         contact,
     });
-    let request = CommandRequest {
+    run(
+        &state,
         principal,
-        headers,
-        method: Method::POST,
-        path: "/orders".into(),
-        raw: body.raw.clone(),
-    };
-    run(&state, request, order_id, command, StatusCode::CREATED).await
+        request,
+        body.raw.clone(),
+        order_id,
+        command,
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 /// Confirm an order (staff).
@@ -96,20 +100,15 @@ pub async fn confirm_order(
     State(state): State<AppState>,
     principal: Principal,
     OrderId(id): OrderId,
-    headers: CommandHeaders,
+    request: CommandRequest,
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
     staff_only(&principal)?;
-    let request = CommandRequest {
-        principal,
-        headers,
-        method: Method::POST,
-        path: format!("/orders/{id}/confirm"),
-        raw: body.raw.clone(),
-    };
     run(
         &state,
+        principal,
         request,
+        body.raw.clone(),
         id,
         OrderCommand::Confirm(Default::default()),
         StatusCode::OK,
@@ -125,20 +124,22 @@ pub async fn cancel_order(
     State(state): State<AppState>,
     principal: Principal,
     OrderId(id): OrderId,
-    headers: CommandHeaders,
+    request: CommandRequest,
     body: JsonBody<CancelOrderRequest>,
 ) -> Result<Response, Problem> {
     let command = OrderCommand::Cancel(CancelOrder {
         reason: body.value.reason.clone(),
     });
-    let request = CommandRequest {
+    run(
+        &state,
         principal,
-        headers,
-        method: Method::POST,
-        path: format!("/orders/{id}/cancel"),
-        raw: body.raw.clone(),
-    };
-    run(&state, request, id, command, StatusCode::OK).await
+        request,
+        body.raw.clone(),
+        id,
+        command,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Set or replace the shipping address (the customer, or staff) before the order ships.
@@ -149,19 +150,21 @@ pub async fn change_shipping_address(
     State(state): State<AppState>,
     principal: Principal,
     OrderId(id): OrderId,
-    headers: CommandHeaders,
+    request: CommandRequest,
     body: JsonBody<ChangeAddressRequest>,
 ) -> Result<Response, Problem> {
     let shipping_address = body.value.shipping_address.to_domain()?;
     let command = OrderCommand::ChangeShippingAddress(ChangeShippingAddress { shipping_address });
-    let request = CommandRequest {
+    run(
+        &state,
         principal,
-        headers,
-        method: Method::POST,
-        path: format!("/orders/{id}/shipping-address"),
-        raw: body.raw.clone(),
-    };
-    run(&state, request, id, command, StatusCode::OK).await
+        request,
+        body.raw.clone(),
+        id,
+        command,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Ship an order (staff); carrier and tracking number are optional.
@@ -172,7 +175,7 @@ pub async fn ship_order(
     State(state): State<AppState>,
     principal: Principal,
     OrderId(id): OrderId,
-    headers: CommandHeaders,
+    request: CommandRequest,
     body: OptionalJsonBody<ShipOrderRequest>,
 ) -> Result<Response, Problem> {
     staff_only(&principal)?;
@@ -184,14 +187,16 @@ pub async fn ship_order(
         carrier,
         tracking_number,
     });
-    let request = CommandRequest {
+    run(
+        &state,
         principal,
-        headers,
-        method: Method::POST,
-        path: format!("/orders/{id}/ship"),
-        raw: body.raw.clone(),
-    };
-    run(&state, request, id, command, StatusCode::OK).await
+        request,
+        body.raw.clone(),
+        id,
+        command,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Mark an order delivered (staff).
@@ -202,20 +207,15 @@ pub async fn deliver_order(
     State(state): State<AppState>,
     principal: Principal,
     OrderId(id): OrderId,
-    headers: CommandHeaders,
+    request: CommandRequest,
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
     staff_only(&principal)?;
-    let request = CommandRequest {
-        principal,
-        headers,
-        method: Method::POST,
-        path: format!("/orders/{id}/deliver"),
-        raw: body.raw.clone(),
-    };
     run(
         &state,
+        principal,
         request,
+        body.raw.clone(),
         id,
         OrderCommand::Deliver(Default::default()),
         StatusCode::OK,
@@ -368,12 +368,12 @@ pub async fn get_order_events(
     }
     let next_from_version = (events.len() > limit).then(|| from.saturating_add(limit as u64));
     events.truncate(limit);
-    let customer = (principal.role == Role::Customer).then_some(principal.subject.as_str());
+    let customer = principal.customer_id().map(|id| id.to_string());
     let page = EventsPage {
         events: events
             .into_iter()
             .map(EventResponse::from)
-            .map(|event| match customer {
+            .map(|event| match &customer {
                 Some(subject) => event.for_customer(subject),
                 None => event,
             })
@@ -384,7 +384,7 @@ pub async fn get_order_events(
 }
 
 fn staff_only(principal: &Principal) -> Result<(), Problem> {
-    match principal.role {
+    match principal.role() {
         Role::Staff => Ok(()),
         Role::Customer => Err(Problem::forbidden(
             "only staff may confirm, ship or deliver orders",
@@ -392,13 +392,39 @@ fn staff_only(principal: &Principal) -> Result<(), Problem> {
     }
 }
 
-/// What every command endpoint passes to [`run`].
+/// What every command endpoint extracts besides its principal, its order and its body: the
+/// command headers and the route the router matched, the one spelling of the path that the
+/// idempotency fingerprint hashes.
 pub(super) struct CommandRequest {
-    pub principal: Principal,
-    pub headers: CommandHeaders,
-    pub method: Method,
-    pub path: String,
-    pub raw: Bytes,
+    headers: CommandHeaders,
+    method: Method,
+    route: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandRequest {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let headers = CommandHeaders::from_request_parts(parts, state).await?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .ok_or_else(Problem::internal)?
+            .as_str()
+            .to_owned();
+        Ok(Self {
+            headers,
+            method: parts.method.clone(),
+            route,
+        })
+    }
+}
+
+impl CommandRequest {
+    /// The request's path for order `id`: its route with the id in place.
+    fn path(&self, id: Uuid) -> String {
+        self.route.replace("{id}", &id.to_string())
+    }
 }
 
 /// Executes `command` on order `id`, honouring `If-Match` and `Idempotency-Key`.
@@ -408,55 +434,54 @@ pub(super) struct CommandRequest {
 /// other; a retry with the same `Idempotency-Key` then learns its outcome.
 async fn run(
     state: &AppState,
+    principal: Principal,
     request: CommandRequest,
+    raw: Bytes,
     id: Uuid,
     command: OrderCommand,
     status: StatusCode,
 ) -> Result<Response, Problem> {
     let state = state.clone();
     let span = tracing::Span::current();
-    tokio::spawn(
-        async move { run_to_end(&state, request, id, command, status).await }.instrument(span),
-    )
-    .await
-    .unwrap_or_else(|error| {
-        tracing::error!(%error, "a command task failed");
-        Err(Problem::internal())
-    })
+    let call = Call {
+        principal,
+        request,
+        raw,
+        id,
+        command,
+        status,
+    };
+    tokio::spawn(async move { run_to_end(&state, call).await }.instrument(span))
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "a command task failed");
+            Err(Problem::internal())
+        })
 }
 
-async fn run_to_end(
-    state: &AppState,
+/// One command as its endpoint handed it over.
+struct Call {
+    principal: Principal,
     request: CommandRequest,
+    raw: Bytes,
     id: Uuid,
     command: OrderCommand,
     status: StatusCode,
-) -> Result<Response, Problem> {
-    let name = command.name();
+}
+
+async fn run_to_end(state: &AppState, call: Call) -> Result<Response, Problem> {
+    let name = call.command.name();
     let span = tracing::info_span!(
         "command",
         command = name,
-        order_id = %id,
-        correlation_id = %request.headers.correlation_id,
-        user = %request.principal.subject,
+        order_id = %call.id,
+        correlation_id = %call.request.headers.correlation_id,
+        user = %call.principal.subject(),
         outcome = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
-    let result = run_command(state, request, id, command, status)
-        .instrument(span.clone())
-        .await;
-    let outcome = match &result {
-        Ok(response) if response.headers().contains_key("idempotent-replayed") => "replayed",
-        Ok(_) => "accepted",
-        Err(problem) => match problem.status {
-            422 => "rejected",
-            409 => "conflict",
-            412 => "precondition_failed",
-            404 => "not_found",
-            401 | 403 => "denied",
-            _ => "error",
-        },
-    };
+    let (outcome, result) = run_command(state, call).instrument(span.clone()).await;
+    let outcome = outcome.as_str();
     span.record("outcome", outcome);
     tracing::info!(parent: &span, outcome, "command handled");
     metrics::counter!("commands_total", "command" => name, "outcome" => outcome).increment(1);
@@ -465,22 +490,21 @@ async fn run_to_end(
     result
 }
 
-async fn run_command(
-    state: &AppState,
-    request: CommandRequest,
-    id: Uuid,
-    command: OrderCommand,
-    status: StatusCode,
-) -> Result<Response, Problem> {
-    let CommandRequest {
+async fn run_command(state: &AppState, call: Call) -> (CommandOutcome, Result<Response, Problem>) {
+    let Call {
         principal,
-        headers,
-        method,
-        path,
+        request,
         raw,
+        id,
+        command,
+        status,
+    } = call;
+    let path = request.path(id);
+    let CommandRequest {
+        headers, method, ..
     } = request;
     let key = headers.idempotency_key.as_ref().map(|key| IdempotencyKey {
-        scope: principal.subject.clone(),
+        scope: principal.subject(),
         key: key.clone(),
         request_hash: super::extract::request_hash(method.as_str(), &path, &raw),
     });
@@ -489,7 +513,7 @@ async fn run_command(
     let context = CommandContext {
         correlation_id: headers.correlation_id,
         causation_id: headers.request_id,
-        user_id: Some(principal.subject.clone()),
+        user_id: Some(principal.subject()),
         expected_version: headers.if_match,
         idempotency: key.clone(),
         traceparent: headers.traceparent.clone(),
@@ -498,7 +522,9 @@ async fn run_command(
     let guard = |order: &OrderAggregate| match order.customer_id() {
         Some(owner) if !principal.can_see(Some(owner)) => Err(AccessDenied::NotFound),
         // A customer acting on an order that does not exist: the same 404 as someone else's.
-        None if principal.role == Role::Customer && !matches!(command, OrderCommand::Create(_)) => {
+        None if principal.role() == Role::Customer
+            && !matches!(command, OrderCommand::Create(_)) =>
+        {
             Err(AccessDenied::NotFound)
         }
         _ => Ok(()),
@@ -506,26 +532,35 @@ async fn run_command(
     let render = |order: &OrderAggregate, version: u64| {
         StoredResponse::new(status, OrderResponse::new(id, order, version)).to_json()
     };
-    let outcome = match state
+    let executed = match state
         .handler
         .execute::<OrderAggregate>(id, command.clone(), &context, guard, render)
         .await
     {
-        Ok(outcome) => outcome,
+        Ok(executed) => executed,
         Err(crate::commands::CommandError::IdempotencyKeyUsed(record)) => {
             // An earlier or concurrent request with the same key committed first: answer as it
             // was answered.
-            let key = key.as_ref().ok_or_else(Problem::internal)?;
-            return match record {
-                Some(record) => idempotency::answer(state, key, &record).await,
-                None => idempotency::replay(state, key)
-                    .await?
-                    .ok_or_else(Problem::internal),
+            let Some(key) = key.as_ref() else {
+                return (CommandOutcome::Error, Err(Problem::internal()));
             };
+            let answered = match record {
+                Some(record) => idempotency::answer(state, key, &record).await,
+                None => match idempotency::replay(state, key).await {
+                    Ok(found) => found.ok_or_else(Problem::internal),
+                    Err(problem) => Err(problem),
+                },
+            };
+            let outcome = match &answered {
+                Ok(_) => CommandOutcome::Replayed,
+                Err(problem) if problem.status == 422 => CommandOutcome::Rejected,
+                Err(_) => CommandOutcome::Error,
+            };
+            return (outcome, answered);
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => return (CommandOutcome::from(&error), Err(error.into())),
     };
-    let mut body = OrderResponse::new(id, &outcome.state, outcome.version);
-    body.position = outcome.position;
-    Ok(command_response(status, body))
+    let mut body = OrderResponse::new(id, &executed.state, executed.version);
+    body.position = executed.position;
+    (CommandOutcome::Accepted, Ok(command_response(status, body)))
 }

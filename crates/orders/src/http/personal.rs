@@ -87,7 +87,7 @@ pub async fn forget(
     // is idempotent by itself, so `Idempotency-Key` and `If-Match` change nothing.
     headers: CommandHeaders,
 ) -> Result<Json<ForgetResponse>, Problem> {
-    if principal.role != Role::Staff {
+    if principal.role() != Role::Staff {
         return Err(Problem::forbidden("only staff may forget a customer"));
     }
     let customer_id = Uuid::parse_str(&id).map_err(|_| {
@@ -101,7 +101,7 @@ pub async fn forget(
         return Err(Problem::unavailable());
     };
     let mut metadata = EventMetadata::new(headers.correlation_id, chrono::Utc::now())
-        .with_user(principal.subject.clone());
+        .with_user(principal.subject());
     if let Some(request_id) = headers.request_id {
         metadata = metadata.with_causation(request_id);
     }

@@ -69,7 +69,7 @@ impl From<ParkedEvent> for ParkedEventResponse {
 }
 
 fn staff(principal: &Principal) -> Result<(), Problem> {
-    match principal.role {
+    match principal.role() {
         Role::Staff => Ok(()),
         Role::Customer => Err(Problem::forbidden("only staff may operate the read models")),
     }
@@ -195,7 +195,7 @@ pub async fn retry(
         .retry_parked(position)
         .await
         .map_err(failed)?;
-    tracing::warn!(projection = %name, position, by = %principal.subject, ?outcome, "parked event retried");
+    tracing::warn!(projection = %name, position, by = %principal.subject(), ?outcome, "parked event retried");
     match outcome {
         RetryOutcome::Applied => Ok(Json(
             serde_json::json!({"position": position, "outcome": "applied"}),
@@ -226,6 +226,6 @@ pub async fn skip(
         .skip_parked(position)
         .await
         .map_err(failed)?;
-    tracing::warn!(projection = %name, position, by = %principal.subject, "parked event skipped: it will never be applied");
+    tracing::warn!(projection = %name, position, by = %principal.subject(), "parked event skipped: it will never be applied");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -100,7 +100,7 @@ pub async fn customer_summary(
     CustomerId(customer): CustomerId,
     ApiQuery(params): ApiQuery<SummaryParams>,
 ) -> Result<Response, Problem> {
-    if principal.role == Role::Customer && principal.customer_id() != Some(customer) {
+    if principal.role() == Role::Customer && principal.customer_id() != Some(customer) {
         // Like another customer's order: indistinguishable from one that does not exist.
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -142,7 +142,7 @@ pub async fn list_orders(
     principal: Principal,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, Problem> {
-    let customer_id = match principal.role {
+    let customer_id = match principal.role() {
         Role::Staff => params.customer,
         Role::Customer => {
             let own = principal.customer_id();
@@ -302,7 +302,7 @@ pub async fn stats(
     principal: Principal,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, Problem> {
-    if principal.role != Role::Staff {
+    if principal.role() != Role::Staff {
         return Err(Problem::forbidden("only staff may read the summary"));
     }
     let read = caught_up(
@@ -364,7 +364,7 @@ async fn caught_up(
             ));
         }
     }
-    let _slot = state.waits.try_take(&principal.subject).ok_or_else(|| {
+    let _slot = state.waits.try_take(&principal.subject()).ok_or_else(|| {
         Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-waits",

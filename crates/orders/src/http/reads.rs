@@ -149,7 +149,7 @@ where
 /// Tells staff which server answered (`X-Served-By: primary|standby`); customers are not shown
 /// the deployment.
 pub(super) fn served_by(mut response: Response, read: &Read, principal: &Principal) -> Response {
-    if principal.role == Role::Staff {
+    if principal.role() == Role::Staff {
         let server = if read.standby.is_some() {
             "standby"
         } else {
