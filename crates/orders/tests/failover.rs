@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,28 +17,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use test_support::ha::Formation;
+use test_support::service::ServiceBuilder;
 use uuid::Uuid;
 
 const SECRET: &str = "failover-test-secret-0123456789abcdef";
 const TOPIC: &str = "orders.failover";
 const CLIENTS: usize = 4;
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// What a client saw of one command.
 #[derive(Debug, Clone)]
@@ -146,40 +130,30 @@ async fn killing_the_primary_loses_no_acknowledged_command() {
     let brokers = broker.bootstrap();
     let data = tempfile::tempdir().unwrap();
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let log = data.path().join("service.log");
-    let _service = Service(
-        Command::new(env!("CARGO_BIN_EXE_orders"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", &url)
-            .env("ORDERS_JWT_SECRET", SECRET)
-            .env("ORDERS_INSTANCE_ID", "failover")
-            .env("ORDERS_DATA_DIR", data.path())
-            .env("RUST_LOG", "warn")
-            .env_remove("REDIS_URL")
-            .env("KAFKA_BROKERS", &brokers)
-            .env("KAFKA_TOPIC", TOPIC)
-            .env_remove("KAFKA_PROPERTIES")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let service = ServiceBuilder::new(env!("CARGO_BIN_EXE_orders"), "failover")
+        .env("DATABASE_URL", &url)
+        .env("ORDERS_JWT_SECRET", SECRET)
+        .env("ORDERS_DATA_DIR", data.path())
+        .env("KAFKA_BROKERS", &brokers)
+        .env("KAFKA_TOPIC", TOPIC)
+        .log_to(&log)
+        .ready_within(Duration::from_secs(60))
+        .start()
+        .await;
+    let base = service.base_url();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ready: Value = loop {
-        if let Ok(response) = client.get(format!("{base}/health/ready")).send().await
-            && response.status().is_success()
-        {
-            break response.json().await.unwrap();
-        }
-        assert!(Instant::now() < deadline, "the service did not start");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let ready: Value = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let first_primary = formation.primary();
     assert_eq!(
         ready["primary"],
@@ -267,7 +241,7 @@ async fn killing_the_primary_loses_no_acknowledged_command() {
                 Instant::now() < deadline,
                 "no command acknowledged within 90 s of the kill\n{}\nservice log:\n{}",
                 formation.status(),
-                std::fs::read_to_string(&log).unwrap_or_default()
+                service.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
@@ -414,7 +388,7 @@ async fn killing_the_primary_loses_no_acknowledged_command() {
             panic!(
                 "only {} of {head} events reached the topic; service log:\n{}",
                 checker.new_events(),
-                std::fs::read_to_string(&log).unwrap_or_default()
+                service.log()
             )
         });
         let event = message.event.as_ref().unwrap();

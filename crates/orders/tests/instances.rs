@@ -3,87 +3,33 @@
 //! fail over, fenced, when the working one is killed with `kill -9` or frozen with SIGSTOP.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orders::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use test_support::service::{Service, ServiceBuilder};
 use uuid::Uuid;
 
 const SECRET: &str = "instances-test-secret-0123456789abcdef";
 const TOPIC: &str = "orders.instances";
 
-/// One `orders serve` process.
-struct Instance {
-    name: String,
-    port: u16,
-    child: Child,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = signal(&self.child, "CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn signal(child: &Child, name: &str) -> std::io::Result<std::process::ExitStatus> {
-    Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// One `orders serve` process of the three, on `database_url`, publishing to `brokers`.
 async fn start(
     name: &str,
     database_url: &str,
     brokers: &str,
     data_dir: &std::path::Path,
-) -> Instance {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_orders"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+) -> Service {
+    ServiceBuilder::new(env!("CARGO_BIN_EXE_orders"), name)
         .env("DATABASE_URL", database_url)
         .env("ORDERS_JWT_SECRET", SECRET)
-        .env("ORDERS_INSTANCE_ID", name)
         .env("ORDERS_DATA_DIR", data_dir.join(name))
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
         .env("KAFKA_BROKERS", brokers)
         .env("KAFKA_TOPIC", TOPIC)
-        .env_remove("KAFKA_PROPERTIES")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let instance = Instance {
-        name: name.to_owned(),
-        port,
-        child,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/health/ready"))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            return instance;
-        }
-        assert!(Instant::now() < deadline, "instance {name} did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .start()
+        .await
 }
 
 /// The holder of the order projection's lease while its lease runs.
@@ -212,7 +158,7 @@ async fn the_projection_fails_over_fenced_when_its_instance_is_killed_or_frozen(
     let killed = instances.iter().position(|i| i.name == first.0).unwrap();
     up.lock().unwrap().retain(|p| *p != instances[killed].port);
     let since = Instant::now();
-    signal(&instances[killed].child, "KILL").unwrap();
+    instances[killed].signal("KILL");
     let watch_relay = publisher == first.0;
     let ((second, after_kill), relay) = tokio::join!(takeover(&pool, &first.0, since), async {
         if watch_relay {
@@ -241,7 +187,7 @@ async fn the_projection_fails_over_fenced_when_its_instance_is_killed_or_frozen(
     let frozen = instances.iter().position(|i| i.name == second.0).unwrap();
     up.lock().unwrap().retain(|p| *p != instances[frozen].port);
     let since = Instant::now();
-    signal(&instances[frozen].child, "STOP").unwrap();
+    instances[frozen].signal("STOP");
     let watch_relay = publisher == second.0;
     let ((third, after_freeze), relay) = tokio::join!(takeover(&pool, &second.0, since), async {
         if watch_relay {
@@ -265,7 +211,7 @@ async fn the_projection_fails_over_fenced_when_its_instance_is_killed_or_frozen(
         "{relay_takeovers:?}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    signal(&instances[frozen].child, "CONT").unwrap();
+    instances[frozen].signal("CONT");
     up.lock().unwrap().push(instances[frozen].port);
     tokio::time::sleep(Duration::from_secs(2)).await; // the woken one tries its stale batch
 

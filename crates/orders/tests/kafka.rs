@@ -213,6 +213,8 @@ async fn sqlite_service_killed_mid_publish_and_restarted_loses_nothing() {
     });
     assert_eq!(store.head().await.unwrap(), total);
 
+    // Not test_support::service: the kill must land while batches are in flight, timed by the
+    // checkpoint alone, without waiting for readiness first.
     let serve = |dir: &std::path::Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -9,6 +9,7 @@ pub mod pgwire;
 pub mod postgres;
 pub mod proxy;
 pub mod redis;
+pub mod service;
 pub mod tansu;
 
 /// Polls `check` every 50 ms until it holds; panics (naming `what`) after `limit`.

@@ -15,18 +15,35 @@ use super::values::{Contact, Currency, Money, OrderItem, ShippingAddress};
 use crate::aggregate::Aggregate;
 use crate::personal::Personal;
 
-/// The order aggregate. Fields change only through [`OrderAggregate::apply`].
+/// The order aggregate: its state, which changes only through [`OrderAggregate::apply`].
 ///
 /// Personal fields hold what the events hold: sealed values in the service, so that a snapshot
 /// of the state is as unreadable as the events without the customer's key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderAggregate {
-    id: Option<Uuid>,
-    customer_id: Option<Uuid>,
+#[serde(transparent)]
+pub struct OrderAggregate(OrderState);
+
+/// Where an order is: not created yet, or placed with everything its creation fixed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum OrderState {
+    /// No event yet.
+    #[default]
+    NotCreated,
+    /// Created; `status` says how far it has gone since.
+    Placed(Box<Placed>),
+}
+
+/// A created order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Placed {
+    id: Uuid,
+    customer_id: Uuid,
+    /// Never [`OrderStatus::NotCreated`].
     status: OrderStatus,
-    currency: Option<Currency>,
+    currency: Currency,
     items: Vec<OrderItem>,
-    total: Option<Money>,
+    total: Money,
     cancellation_reason: Option<Personal<String>>,
     carrier: Option<String>,
     tracking_number: Option<String>,
@@ -36,8 +53,9 @@ pub struct OrderAggregate {
 
 impl Aggregate for OrderAggregate {
     const TYPE: &'static str = "Order";
-    /// v2: personal fields (address, contact; the cancellation reason is sealed).
-    const SNAPSHOT_VERSION: u32 = 2;
+    /// v2: personal fields (address, contact; the cancellation reason is sealed). v3: the state
+    /// is `not_created` or `placed` with the fields creation fixes required.
+    const SNAPSHOT_VERSION: u32 = 3;
     type Command = OrderCommand;
     type Event = OrderEvent;
     type Error = OrderError;
@@ -47,31 +65,44 @@ impl Aggregate for OrderAggregate {
     }
 
     fn evolve(&mut self, event: &OrderEvent) {
+        let placed = match (&mut self.0, event) {
+            (OrderState::NotCreated, OrderEvent::Created(e)) => {
+                self.0 = OrderState::Placed(Box::new(Placed {
+                    id: e.order_id,
+                    customer_id: e.customer_id,
+                    status: OrderStatus::Created,
+                    currency: e.currency.clone(),
+                    items: e.items.clone(),
+                    total: e.total.clone(),
+                    cancellation_reason: None,
+                    carrier: None,
+                    tracking_number: None,
+                    shipping_address: e.shipping_address.clone(),
+                    contact: e.contact.clone(),
+                }));
+                return;
+            }
+            // `decide` never emits these; a stream that has them is corrupt, and folding leaves
+            // the state as it was rather than inventing an order.
+            (OrderState::NotCreated, _) | (OrderState::Placed(_), OrderEvent::Created(_)) => return,
+            (OrderState::Placed(placed), _) => placed,
+        };
         match event {
-            OrderEvent::Created(e) => {
-                self.id = Some(e.order_id);
-                self.customer_id = Some(e.customer_id);
-                self.currency = Some(e.currency.clone());
-                self.items.clone_from(&e.items);
-                self.total = Some(e.total.clone());
-                self.shipping_address.clone_from(&e.shipping_address);
-                self.contact.clone_from(&e.contact);
-                self.status = OrderStatus::Created;
-            }
+            OrderEvent::Created(_) => {}
             OrderEvent::ShippingAddressChanged(e) => {
-                self.shipping_address = Some(e.shipping_address.clone());
+                placed.shipping_address = Some(e.shipping_address.clone());
             }
-            OrderEvent::Confirmed(_) => self.status = OrderStatus::Confirmed,
+            OrderEvent::Confirmed(_) => placed.status = OrderStatus::Confirmed,
             OrderEvent::Cancelled(e) => {
-                self.cancellation_reason = Some(e.reason.clone());
-                self.status = OrderStatus::Cancelled;
+                placed.cancellation_reason = Some(e.reason.clone());
+                placed.status = OrderStatus::Cancelled;
             }
             OrderEvent::Shipped(e) => {
-                self.carrier.clone_from(&e.carrier);
-                self.tracking_number.clone_from(&e.tracking_number);
-                self.status = OrderStatus::Shipped;
+                placed.carrier.clone_from(&e.carrier);
+                placed.tracking_number.clone_from(&e.tracking_number);
+                placed.status = OrderStatus::Shipped;
             }
-            OrderEvent::Delivered(_) => self.status = OrderStatus::Delivered,
+            OrderEvent::Delivered(_) => placed.status = OrderStatus::Delivered,
         }
     }
 }
@@ -129,58 +160,65 @@ impl OrderAggregate {
 
 /// Getters. Before the first event every `Option` is `None` and `items` is empty.
 impl OrderAggregate {
+    fn placed(&self) -> Option<&Placed> {
+        match &self.0 {
+            OrderState::NotCreated => None,
+            OrderState::Placed(placed) => Some(placed),
+        }
+    }
+
     /// The order's id.
     pub fn id(&self) -> Option<Uuid> {
-        self.id
+        self.placed().map(|p| p.id)
     }
 
     /// The customer who placed the order.
     pub fn customer_id(&self) -> Option<Uuid> {
-        self.customer_id
+        self.placed().map(|p| p.customer_id)
     }
 
     /// Where the order is in its lifecycle.
     pub fn status(&self) -> OrderStatus {
-        self.status
+        self.placed().map_or(OrderStatus::NotCreated, |p| p.status)
     }
 
     /// The lines as ordered.
     pub fn items(&self) -> &[OrderItem] {
-        &self.items
+        self.placed().map_or(&[], |p| &p.items)
     }
 
     /// The order currency.
     pub fn currency(&self) -> Option<&Currency> {
-        self.currency.as_ref()
+        self.placed().map(|p| &p.currency)
     }
 
     /// Sum of the line totals.
     pub fn total(&self) -> Option<&Money> {
-        self.total.as_ref()
+        self.placed().map(|p| &p.total)
     }
 
     /// Why the order was cancelled, once it is (sealed in the service).
     pub fn cancellation_reason(&self) -> Option<&Personal<String>> {
-        self.cancellation_reason.as_ref()
+        self.placed()?.cancellation_reason.as_ref()
     }
 
     /// Where the order goes, once set (sealed in the service).
     pub fn shipping_address(&self) -> Option<&Personal<ShippingAddress>> {
-        self.shipping_address.as_ref()
+        self.placed()?.shipping_address.as_ref()
     }
 
     /// How to reach the customer about the order, if given (sealed in the service).
     pub fn contact(&self) -> Option<&Personal<Contact>> {
-        self.contact.as_ref()
+        self.placed()?.contact.as_ref()
     }
 
     /// Carrier, once shipped (if given).
     pub fn carrier(&self) -> Option<&str> {
-        self.carrier.as_deref()
+        self.placed()?.carrier.as_deref()
     }
 
     /// Tracking number, once shipped (if given).
     pub fn tracking_number(&self) -> Option<&str> {
-        self.tracking_number.as_deref()
+        self.placed()?.tracking_number.as_deref()
     }
 }

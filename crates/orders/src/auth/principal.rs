@@ -58,6 +58,14 @@ impl Principal {
         }
     }
 
+    /// Staff passes; a customer is refused, with what only staff may do (`"ship orders"`).
+    pub fn require_staff(&self, action: &'static str) -> Result<(), StaffOnly> {
+        match self {
+            Self::Staff(_) => Ok(()),
+            Self::Customer(_) => Err(StaffOnly(action)),
+        }
+    }
+
     /// Whether this caller may see an order of `owner`. Customers see only their own orders.
     pub fn can_see(&self, owner: Option<Uuid>) -> bool {
         match self {
@@ -66,3 +74,8 @@ impl Principal {
         }
     }
 }
+
+/// A customer asked for what only staff may do (HTTP 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("only staff may {0}")]
+pub struct StaffOnly(pub &'static str);

@@ -66,6 +66,12 @@ impl From<&CommandError<OrderError>> for CommandOutcome {
     }
 }
 
+impl From<crate::auth::StaffOnly> for Problem {
+    fn from(refused: crate::auth::StaffOnly) -> Self {
+        Problem::forbidden(refused.to_string())
+    }
+}
+
 impl From<CommandError<OrderError>> for Problem {
     fn from(error: CommandError<OrderError>) -> Self {
         match error {

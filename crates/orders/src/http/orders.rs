@@ -103,7 +103,7 @@ pub async fn confirm_order(
     request: CommandRequest,
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
-    staff_only(&principal)?;
+    principal.require_staff("confirm, ship or deliver orders")?;
     run(
         &state,
         principal,
@@ -178,7 +178,7 @@ pub async fn ship_order(
     request: CommandRequest,
     body: OptionalJsonBody<ShipOrderRequest>,
 ) -> Result<Response, Problem> {
-    staff_only(&principal)?;
+    principal.require_staff("confirm, ship or deliver orders")?;
     let ShipOrderRequest {
         carrier,
         tracking_number,
@@ -210,7 +210,7 @@ pub async fn deliver_order(
     request: CommandRequest,
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
-    staff_only(&principal)?;
+    principal.require_staff("confirm, ship or deliver orders")?;
     run(
         &state,
         principal,
@@ -381,15 +381,6 @@ pub async fn get_order_events(
         next_from_version,
     };
     Ok(with_etag(Json(page).into_response(), loaded.version))
-}
-
-fn staff_only(principal: &Principal) -> Result<(), Problem> {
-    match principal.role() {
-        Role::Staff => Ok(()),
-        Role::Customer => Err(Problem::forbidden(
-            "only staff may confirm, ship or deliver orders",
-        )),
-    }
 }
 
 /// What every command endpoint extracts besides its principal, its order and its body: the

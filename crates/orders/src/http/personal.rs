@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::extract::CommandHeaders;
 use super::{AppState, Problem};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use domain::EventMetadata;
 use personal_data::forget_customer;
 
@@ -87,9 +87,7 @@ pub async fn forget(
     // is idempotent by itself, so `Idempotency-Key` and `If-Match` change nothing.
     headers: CommandHeaders,
 ) -> Result<Json<ForgetResponse>, Problem> {
-    if principal.role() != Role::Staff {
-        return Err(Problem::forbidden("only staff may forget a customer"));
-    }
+    principal.require_staff("forget a customer")?;
     let customer_id = Uuid::parse_str(&id).map_err(|_| {
         Problem::new(
             StatusCode::NOT_FOUND,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, Problem};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 
 /// One read model's state.
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,13 +65,6 @@ impl From<ParkedEvent> for ParkedEventResponse {
             error: p.error,
             parked_at: p.parked_at,
         }
-    }
-}
-
-fn staff(principal: &Principal) -> Result<(), Problem> {
-    match principal.role() {
-        Role::Staff => Ok(()),
-        Role::Customer => Err(Problem::forbidden("only staff may operate the read models")),
     }
 }
 
@@ -135,7 +128,7 @@ pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Response, Problem> {
-    staff(&principal)?;
+    principal.require_staff("operate the read models")?;
     let head = state.handler.store().head().await?;
     let mut all = Vec::new();
     for model in state.projections.models.all() {
@@ -153,7 +146,7 @@ pub async fn parked(
     principal: Principal,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
-    staff(&principal)?;
+    principal.require_staff("operate the read models")?;
     let parked = model(&state, &name)?.parked().await.map_err(failed)?;
     let body: Vec<ParkedEventResponse> = parked.into_iter().map(Into::into).collect();
     Ok(Json(body).into_response())
@@ -189,7 +182,7 @@ pub async fn retry(
     principal: Principal,
     Path((name, raw)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    staff(&principal)?;
+    principal.require_staff("operate the read models")?;
     let position = position(&name, &raw)?;
     let outcome = model(&state, &name)?
         .retry_parked(position)
@@ -220,7 +213,7 @@ pub async fn skip(
     principal: Principal,
     Path((name, raw)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    staff(&principal)?;
+    principal.require_staff("operate the read models")?;
     let position = position(&name, &raw)?;
     model(&state, &name)?
         .skip_parked(position)

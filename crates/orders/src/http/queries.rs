@@ -302,9 +302,7 @@ pub async fn stats(
     principal: Principal,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, Problem> {
-    if principal.role() != Role::Staff {
-        return Err(Problem::forbidden("only staff may read the summary"));
-    }
+    principal.require_staff("read the summary")?;
     let read = caught_up(
         &state,
         ORDERS_PROJECTION,

@@ -133,6 +133,10 @@ fn expected_snapshots() -> BTreeMap<&'static str, OrderAggregate> {
             "Order.v2",
             OrderAggregate::replay(&[order_created_sealed(), order_confirmed(), order_shipped()]),
         ),
+        (
+            "Order.v3",
+            OrderAggregate::replay(&[order_created_sealed(), order_confirmed(), order_shipped()]),
+        ),
     ])
 }
 
