@@ -4,8 +4,6 @@
 
 use chrono::NaiveDate;
 use read_model::Dialect;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The tables of one generation of the order read model. A rebuild fills generation n+1 while
@@ -88,12 +86,11 @@ pub struct ListQuery {
 }
 
 /// The summary: counts by status and revenue per day and currency.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// (status, orders).
     pub orders_by_status: Vec<(String, i64)>,
     /// (confirmation day, currency, orders, total minor units) of confirmed, not cancelled orders.
-    #[schema(value_type = Vec<Object>)]
     pub revenue: Vec<(NaiveDate, String, i64, i64)>,
 }
 

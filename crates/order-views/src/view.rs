@@ -6,13 +6,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{OrderEvent, OrderStatus};
 use event_store::RecordedEvent;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// One row of the order details read model (read from either backend by its derived
 /// `FromRow`: ids through `store::SqlId`, a negative stored number is an error).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderView {
     /// The order.
     #[sqlx(try_from = "store::SqlId")]
@@ -27,7 +25,6 @@ pub struct OrderView {
     /// Sum of the lines, minor units.
     pub total_minor: i64,
     /// The lines as created: `[{product_id, sku, quantity, unit_price, line_total}]`.
-    #[schema(value_type = Object)]
     #[sqlx(json)]
     pub items: serde_json::Value,
     /// Why it was cancelled.
