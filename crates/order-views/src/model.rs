@@ -11,6 +11,7 @@ use std::sync::Arc;
 use read_model::Operate;
 
 use super::engines::engine_for;
+use super::projection::Batched;
 use super::schema::{ListQuery, OrderProjection, Stats, Tables};
 use super::view::OrderView;
 
@@ -35,7 +36,7 @@ impl ReadModel {
     /// The read model in the same database as `store`, fed by its feed.
     pub fn for_store(store: &Store) -> Self {
         Self {
-            engine: engine_for(store, OrderProjection),
+            engine: engine_for(store, Batched(OrderProjection)),
             db: store.db(),
         }
     }

@@ -8,29 +8,29 @@ use uuid::Uuid;
 use read_model::{PgDialect, position_to_sql};
 
 use crate::batch::BatchWrites;
-use crate::projection::OrderStorage;
-use crate::schema::Tables;
+use crate::projection::{LoadRows, Storage};
+use crate::schema::{OrderProjection, Tables};
 use crate::view::OrderView;
 
 pub(crate) type Tx = Transaction<'static, Postgres>;
 
-/// The rows of `table` whose `order_id` is one of `ids`: one statement, the ids as one array.
-pub(crate) async fn load<R>(tx: &mut Tx, table: &str, ids: &[Uuid]) -> read_model::Result<Vec<R>>
-where
-    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-{
-    let sql = format!("SELECT * FROM {table} WHERE order_id = ANY($1)");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(ids)
-        .fetch_all(&mut **tx)
-        .await?)
+impl LoadRows for PgDialect {
+    type SqlRow = PgRow;
+
+    /// One statement, the ids as one array.
+    async fn load<R>(tx: &mut Tx, table: &str, ids: &[Uuid]) -> read_model::Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let sql = format!("SELECT * FROM {table} WHERE order_id = ANY($1)");
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?)
+    }
 }
 
-impl OrderStorage for PgDialect {
-    async fn load(tx: &mut Tx, t: &Tables, ids: &[Uuid]) -> read_model::Result<Vec<OrderView>> {
-        load(tx, &t.details, ids).await
-    }
-
+impl Storage<OrderProjection> for PgDialect {
     async fn write(tx: &mut Tx, t: &Tables, writes: &BatchWrites) -> read_model::Result<()> {
         write_batch(tx, t, writes).await
     }

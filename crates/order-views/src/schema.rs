@@ -2,9 +2,16 @@
 //! their DDL (in each dialect's column types), its projection's name, the shape of its queries
 //! and answers.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
-use read_model::Dialect;
+use event_store::RecordedEvent;
+use read_model::{Applied, Dialect, OnError};
 use uuid::Uuid;
+
+use crate::batch::{BatchWrites, fold_batch};
+use crate::projection::PerOrderModel;
+use crate::view::OrderView;
 
 /// The tables of one generation of the order read model. A rebuild fills generation n+1 while
 /// generation n keeps serving, then switches.
@@ -97,7 +104,43 @@ pub struct Stats {
 /// Name of the order read model's projection (its checkpoint row).
 pub const ORDERS_PROJECTION: &str = "orders";
 
-/// The order read model (details, counts by status, revenue per day) as a projection: the pure
-/// fold in `view.rs`/`batch.rs`, its tables here, its batch on each backend in `projection.rs`.
+/// The order read model (details, counts by status, revenue per day): its tables here, its pure
+/// fold in `view.rs`/`batch.rs`, its batch write per backend in `postgres.rs` and `sqlite.rs`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OrderProjection;
+
+impl PerOrderModel for OrderProjection {
+    const NAME: &'static str = ORDERS_PROJECTION;
+    type Tables = Tables;
+    type Row = OrderView;
+    type Writes = BatchWrites;
+
+    fn tables(generation: i32) -> Tables {
+        Tables::new(generation)
+    }
+
+    fn rows_table(tables: &Tables) -> &str {
+        &tables.details
+    }
+
+    fn create<D: Dialect>(tables: &Tables) -> String {
+        tables.create::<D>()
+    }
+
+    fn drop(tables: &Tables) -> String {
+        tables.drop()
+    }
+
+    fn fold(
+        events: &[RecordedEvent],
+        rows: HashMap<Uuid, OrderView>,
+        after: u64,
+        on_error: OnError,
+    ) -> BatchWrites {
+        fold_batch(events, rows, after, on_error)
+    }
+
+    fn applied(writes: &BatchWrites) -> &Applied {
+        &writes.applied
+    }
+}

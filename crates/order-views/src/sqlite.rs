@@ -11,29 +11,29 @@ use read_model::{SqliteDialect, position_to_sql};
 use store::SqlId;
 
 use crate::batch::BatchWrites;
-use crate::projection::OrderStorage;
-use crate::schema::Tables;
-use crate::view::OrderView;
+use crate::projection::{LoadRows, Storage};
+use crate::schema::{OrderProjection, Tables};
 
 pub(crate) type Tx = Transaction<'static, Sqlite>;
 
-/// The rows of `table` whose `order_id` is one of `ids`: one statement, the ids as one JSON array.
-pub(crate) async fn load<R>(tx: &mut Tx, table: &str, ids: &[Uuid]) -> read_model::Result<Vec<R>>
-where
-    R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-{
-    let sql = format!("SELECT * FROM {table} WHERE order_id IN (SELECT value FROM json_each($1))");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(Json(ids))
-        .fetch_all(&mut **tx)
-        .await?)
+impl LoadRows for SqliteDialect {
+    type SqlRow = SqliteRow;
+
+    /// One statement, the ids as one JSON array.
+    async fn load<R>(tx: &mut Tx, table: &str, ids: &[Uuid]) -> read_model::Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let sql =
+            format!("SELECT * FROM {table} WHERE order_id IN (SELECT value FROM json_each($1))");
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(Json(ids))
+            .fetch_all(&mut **tx)
+            .await?)
+    }
 }
 
-impl OrderStorage for SqliteDialect {
-    async fn load(tx: &mut Tx, t: &Tables, ids: &[Uuid]) -> read_model::Result<Vec<OrderView>> {
-        load(tx, &t.details, ids).await
-    }
-
+impl Storage<OrderProjection> for SqliteDialect {
     async fn write(tx: &mut Tx, t: &Tables, writes: &BatchWrites) -> read_model::Result<()> {
         let upsert = format!(
         "INSERT INTO {} (order_id, customer_id, status, currency, total_minor, items, cancellation_reason, carrier,

@@ -57,9 +57,9 @@ use domain::{
 };
 use event_store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 use order_views::batch::{BatchWrites, by_order, fold_batch, order_ids};
-use order_views::projection::OrderStorage;
+use order_views::projection::{LoadRows, Storage};
 use order_views::view::OrderView;
-use order_views::{OnError, ReadModel, Tables};
+use order_views::{OnError, OrderProjection, ReadModel, Tables};
 use read_model::PgDialect;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
@@ -691,12 +691,13 @@ async fn profile(
         }
         let ids = order_ids(&events);
         let t1 = Instant::now();
-        let rows = by_order(<PgDialect as OrderStorage>::load(&mut tx, &tables, &ids).await?);
+        let rows: Vec<OrderView> = PgDialect::load(&mut tx, &tables.details, &ids).await?;
+        let rows = by_order(rows);
         let read_back = rows.len();
         let t2 = Instant::now();
         let writes = fold_batch(&events, rows, after, OnError::Park);
         let t3 = Instant::now();
-        <PgDialect as OrderStorage>::write(&mut tx, &tables, &writes).await?;
+        <PgDialect as Storage<OrderProjection>>::write(&mut tx, &tables, &writes).await?;
         let t4 = Instant::now();
         tx.commit().await?;
         let t5 = Instant::now();

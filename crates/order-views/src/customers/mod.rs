@@ -1,12 +1,11 @@
 //! The per-customer summary: how many orders a customer has in each status, what it spent per
 //! currency, and when it ordered first and last. A second read model on the engine: this file is
-//! its pure fold; `schema.rs` its tables, `projection.rs` its batch (load → fold → write, once),
-//! `postgres.rs` and `sqlite.rs` the load and write each backend does its own way, `model.rs` its
+//! its pure fold; `schema.rs` its tables (and what makes it a [`crate::projection::PerOrderModel`]),
+//! `postgres.rs` and `sqlite.rs` the batch write each backend does its own way, `model.rs` its
 //! query.
 
 pub mod model;
 pub mod postgres;
-pub mod projection;
 pub mod schema;
 pub mod sqlite;
 

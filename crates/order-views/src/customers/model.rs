@@ -10,6 +10,7 @@ use std::sync::Arc;
 use read_model::Operate;
 
 use crate::engines::engine_for;
+use crate::projection::Batched;
 use store::{Db, SqlId, Store, with_reader};
 
 /// The customer summary's engine and query. Dereferences to the engine.
@@ -31,7 +32,7 @@ impl CustomerSummaries {
     /// The summary in the same database as `store`.
     pub fn for_store(store: &Store) -> Self {
         Self {
-            engine: engine_for(store, CustomerProjection),
+            engine: engine_for(store, Batched(CustomerProjection)),
             db: store.db(),
         }
     }

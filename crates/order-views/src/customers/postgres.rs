@@ -2,21 +2,12 @@
 
 use read_model::{PgDialect, position_to_sql};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
-use super::projection::SummaryStorage;
-use super::{CustomerTables, OrderLine, SummaryWrites};
-use crate::postgres::{Tx, load};
+use super::{CustomerProjection, CustomerTables, SummaryWrites};
+use crate::postgres::Tx;
+use crate::projection::Storage;
 
-impl SummaryStorage for PgDialect {
-    async fn load_lines(
-        tx: &mut Tx,
-        t: &CustomerTables,
-        ids: &[Uuid],
-    ) -> read_model::Result<Vec<OrderLine>> {
-        load(tx, &t.orders, ids).await
-    }
-
+impl Storage<CustomerProjection> for PgDialect {
     async fn write(
         tx: &mut Tx,
         t: &CustomerTables,

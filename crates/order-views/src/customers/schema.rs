@@ -1,8 +1,14 @@
 //! The customer summary's tables, written once for both backends: their names per generation
 //! and their DDL in each dialect's column types.
 
-use read_model::Dialect;
+use std::collections::HashMap;
 
+use event_store::RecordedEvent;
+use read_model::{Applied, Dialect, OnError};
+use uuid::Uuid;
+
+use super::{CUSTOMERS_PROJECTION, CustomerProjection, OrderLine, SummaryWrites, fold_batch};
+use crate::projection::PerOrderModel;
 use crate::schema::drop_tables;
 
 /// The table names of one generation.
@@ -56,5 +62,41 @@ impl CustomerTables {
     /// Drops the tables if they exist.
     pub fn drop(&self) -> String {
         drop_tables(&[&self.orders, &self.customers, &self.statuses, &self.spend])
+    }
+}
+
+impl PerOrderModel for CustomerProjection {
+    const NAME: &'static str = CUSTOMERS_PROJECTION;
+    type Tables = CustomerTables;
+    type Row = OrderLine;
+    type Writes = SummaryWrites;
+
+    fn tables(generation: i32) -> CustomerTables {
+        CustomerTables::new(generation)
+    }
+
+    fn rows_table(tables: &CustomerTables) -> &str {
+        &tables.orders
+    }
+
+    fn create<D: Dialect>(tables: &CustomerTables) -> String {
+        tables.create::<D>()
+    }
+
+    fn drop(tables: &CustomerTables) -> String {
+        tables.drop()
+    }
+
+    fn fold(
+        events: &[RecordedEvent],
+        rows: HashMap<Uuid, OrderLine>,
+        after: u64,
+        on_error: OnError,
+    ) -> SummaryWrites {
+        fold_batch(events, rows, after, on_error)
+    }
+
+    fn applied(writes: &SummaryWrites) -> &Applied {
+        &writes.applied
     }
 }

@@ -4,21 +4,12 @@
 use read_model::{SqliteDialect, position_to_sql};
 use sqlx::AssertSqlSafe;
 use store::SqlId;
-use uuid::Uuid;
 
-use super::projection::SummaryStorage;
-use super::{CustomerTables, OrderLine, SummaryWrites};
-use crate::sqlite::{Tx, load};
+use super::{CustomerProjection, CustomerTables, SummaryWrites};
+use crate::projection::Storage;
+use crate::sqlite::Tx;
 
-impl SummaryStorage for SqliteDialect {
-    async fn load_lines(
-        tx: &mut Tx,
-        t: &CustomerTables,
-        ids: &[Uuid],
-    ) -> read_model::Result<Vec<OrderLine>> {
-        load(tx, &t.orders, ids).await
-    }
-
+impl Storage<CustomerProjection> for SqliteDialect {
     async fn write(
         tx: &mut Tx,
         t: &CustomerTables,
