@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${ORDERS_BIN:-target/debug/orders}
+BIN=${ORDERS_BIN:-${CARGO_TARGET_DIR:-target}/debug/orders}
 SERVER_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-60}
 SEED=${SCHEMATHESIS_SEED:-20261201}

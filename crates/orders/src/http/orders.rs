@@ -104,14 +104,13 @@ pub async fn confirm_order(
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
     principal.require_staff("confirm, ship or deliver orders")?;
-    run(
+    update(
         &state,
         principal,
         request,
-        body.raw.clone(),
+        body.raw,
         id,
         OrderCommand::Confirm(Default::default()),
-        StatusCode::OK,
     )
     .await
 }
@@ -130,16 +129,7 @@ pub async fn cancel_order(
     let command = OrderCommand::Cancel(CancelOrder {
         reason: body.value.reason.clone(),
     });
-    run(
-        &state,
-        principal,
-        request,
-        body.raw.clone(),
-        id,
-        command,
-        StatusCode::OK,
-    )
-    .await
+    update(&state, principal, request, body.raw, id, command).await
 }
 
 /// Set or replace the shipping address (the customer, or staff) before the order ships.
@@ -155,16 +145,7 @@ pub async fn change_shipping_address(
 ) -> Result<Response, Problem> {
     let shipping_address = body.value.shipping_address.to_domain()?;
     let command = OrderCommand::ChangeShippingAddress(ChangeShippingAddress { shipping_address });
-    run(
-        &state,
-        principal,
-        request,
-        body.raw.clone(),
-        id,
-        command,
-        StatusCode::OK,
-    )
-    .await
+    update(&state, principal, request, body.raw, id, command).await
 }
 
 /// Ship an order (staff); carrier and tracking number are optional.
@@ -187,16 +168,7 @@ pub async fn ship_order(
         carrier,
         tracking_number,
     });
-    run(
-        &state,
-        principal,
-        request,
-        body.raw.clone(),
-        id,
-        command,
-        StatusCode::OK,
-    )
-    .await
+    update(&state, principal, request, body.raw, id, command).await
 }
 
 /// Mark an order delivered (staff).
@@ -211,14 +183,13 @@ pub async fn deliver_order(
     body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
     principal.require_staff("confirm, ship or deliver orders")?;
-    run(
+    update(
         &state,
         principal,
         request,
-        body.raw.clone(),
+        body.raw,
         id,
         OrderCommand::Deliver(Default::default()),
-        StatusCode::OK,
     )
     .await
 }
@@ -416,6 +387,18 @@ impl CommandRequest {
     fn path(&self, id: Uuid) -> String {
         self.route.replace("{id}", &id.to_string())
     }
+}
+
+/// [`run`] for a command on an existing order (200 with the order).
+async fn update(
+    state: &AppState,
+    principal: Principal,
+    request: CommandRequest,
+    raw: Bytes,
+    id: Uuid,
+    command: OrderCommand,
+) -> Result<Response, Problem> {
+    run(state, principal, request, raw, id, command, StatusCode::OK).await
 }
 
 /// Executes `command` on order `id`, honouring `If-Match` and `Idempotency-Key`.
