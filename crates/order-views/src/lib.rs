@@ -1,13 +1,15 @@
-//! The read side: the order read model, kept current by the projection engine of the
+//! The read side: the service's read models, kept current by the projection engine of the
 //! `read-model` crate (checkpoint in the same transaction as the rows, parking, blue/green
-//! rebuilds, waits for a position).
+//! rebuilds, waits for a position), each written once for both backends (ADR 0022).
 //!
-//! - [`view`]: the pure fold from events to rows (no I/O);
-//! - [`batch`]: one batch's decode and fold under the engine's error policy;
+//! - [`projection`]: the batch of every read model kept per order, load → fold → write, written
+//!   once ([`projection::PerOrderModel`], [`projection::Batched`]);
+//! - [`postgres`], [`sqlite`]: what each backend does its own way, the one load of every read
+//!   model and each read model's batch write (arrays or none);
+//! - [`view`]: the order read model's pure fold from events to rows (no I/O);
+//! - [`batch`]: the fold driver, one batch's decode and fold under the engine's error policy;
 //! - [`schema`]: its tables (names per generation, DDL in each backend's column types), the
 //!   projection name, query shapes;
-//! - [`projection`]: a batch as load → fold → write, written once; [`postgres`] and [`sqlite`]
-//!   hold the load and the write, the only SQL each backend does its own way (arrays or none);
 //! - [`model`]: the read model on the service's backend, and its queries (written once);
 //! - [`customers`]: the per-customer summary, a second read model on the same engine;
 //! - [`engines`]: a read model's engine on the configured backend, for any read model.
