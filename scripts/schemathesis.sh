@@ -65,6 +65,8 @@ token() {
   ORDERS_JWT_SECRET=$SECRET "$BIN" token --role "$1" --sub "$2" --ttl 2h
 }
 
+# /feed/stream is left out: its answer never ends (a live stream), and schemathesis reads each
+# body to its end. crates/orders/tests/api/streams.rs checks it, with an independent SSE client.
 failed=0
 run() {
   local backend=$1 role=$2 base=$3 sub
@@ -76,6 +78,7 @@ run() {
   local output="$work/schemathesis-$backend-$role.txt" cases
   if ! schemathesis --config-file scripts/schemathesis.toml run "$base/openapi.json" \
       --checks all \
+      --exclude-path /feed/stream \
       --header "Authorization: Bearer $(token "$role" "$sub")" \
       --phases examples,coverage,fuzzing,stateful \
       --max-examples "$MAX_EXAMPLES" \

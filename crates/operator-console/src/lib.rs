@@ -20,7 +20,6 @@ mod pages;
 pub mod session;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -78,10 +77,10 @@ pub struct ConsoleDeps {
     pub store: Store,
     /// What the read models do with an event they cannot apply, for the operations page.
     pub on_error: OnError,
-    /// Turns true when the service starts shutting down: live feeds end.
-    pub shutting_down: Arc<AtomicBool>,
     /// The hot standbys that answer queries, shown with their lag.
     pub replicas: Option<Replicas>,
+    /// The feed's fan-out: the live feed page follows it.
+    pub live: live_feed::Hub,
 }
 
 /// What every console handler shares.
@@ -90,8 +89,8 @@ pub struct ConsoleState {
     api: api::Api,
     store: Store,
     on_error: OnError,
-    shutting_down: Arc<AtomicBool>,
     replicas: Option<Replicas>,
+    live: live_feed::Hub,
     console: Arc<Console>,
 }
 
@@ -101,8 +100,8 @@ pub fn routes(deps: ConsoleDeps, console: Console) -> Router {
         api: api::Api::new(deps.api, deps.mint),
         store: deps.store,
         on_error: deps.on_error,
-        shutting_down: deps.shutting_down,
         replicas: deps.replicas,
+        live: deps.live,
         console: Arc::new(console),
     };
     Router::new()

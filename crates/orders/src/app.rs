@@ -178,6 +178,7 @@ impl Application {
             None => None,
         };
         let replicas = start_replicas(&store, &config, &shutdown)?;
+        let live = live_feed::Hub::start(store.clone(), shutdown.subscribe());
         let state = AppState {
             handler: CommandHandler::new(store, config.handler).with_key_ring(ring),
             keys: JwtKeys::new(&secret).with_max_ttl(config.token_max_ttl),
@@ -188,6 +189,7 @@ impl Application {
             waits: Default::default(),
             replicas,
             standby_wait: config.read_replicas.standby_wait,
+            live,
         };
         Ok(Self {
             listener,

@@ -4,14 +4,14 @@
 
 use domain::{Aggregate, OrderAggregate};
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use event_store::{Feed, RecordedEvent};
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use live_feed::Item;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,12 +23,6 @@ use personal_data::CUSTOMER_FORGOTTEN;
 
 /// Events shown when the page opens.
 const RECENT: u64 = 20;
-
-/// Events read per poll of the feed.
-const BATCH: usize = 100;
-
-/// Longest wait between polls when no wake-up comes (wake-ups may be lost).
-const POLL: Duration = Duration::from_millis(500);
 
 /// `GET /console/feed`.
 pub async fn show(State(state): State<ConsoleState>, staff: Staff) -> Response {
@@ -117,15 +111,20 @@ pub async fn events(
         .into_response()
 }
 
+/// The live feed as the page shows it, from the service's one fan-out (`live_feed`, the same
+/// mechanism as `GET /feed/stream`): no payloads, so no personal data. A page that falls behind
+/// is told to reconnect, and its `EventSource` does so with `Last-Event-ID`.
 fn stream(state: ConsoleState, after: u64) -> impl Stream<Item = Result<Event, Infallible>> {
-    let wakeups = state.store.wakeups();
-    futures::stream::unfold(
-        (state, after, wakeups, Vec::<RecordedEvent>::new()),
-        |(state, mut after, mut wakeups, mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop() {
-                    let sse = Event::default()
-                        .id(event.position.unwrap_or(after).to_string())
+    state
+        .live
+        .subscribe(state.store.clone(), after)
+        .map(|item| {
+            Ok(match item {
+                Item::Event(event) => {
+                    let metadata: serde_json::Value =
+                        serde_json::from_str(event.metadata.get()).unwrap_or_default();
+                    Event::default()
+                        .id(event.position.to_string())
                         .event("feed")
                         .data(
                             json!({
@@ -135,34 +134,14 @@ fn stream(state: ConsoleState, after: u64) -> impl Stream<Item = Result<Event, I
                                 "aggregate_id": event.aggregate_id,
                                 "version": event.version,
                                 "recorded_at": event.recorded_at,
-                                "user_id": event.metadata["user_id"],
+                                "user_id": metadata["user_id"],
                             })
                             .to_string(),
-                        );
-                    return Some((Ok(sse), (state, after, wakeups, pending)));
+                        )
                 }
-                if state
-                    .shutting_down
-                    .load(std::sync::atomic::Ordering::SeqCst)
-                {
-                    return None;
-                }
-                let store = &state.store;
-                match store.read_all(after, BATCH).await {
-                    Ok(events) if !events.is_empty() => {
-                        after = events
-                            .iter()
-                            .filter_map(|e| e.position)
-                            .max()
-                            .unwrap_or(after);
-                        pending = events;
-                        pending.reverse(); // popped from the end: oldest first
-                    }
-                    _ => {
-                        let _ = tokio::time::timeout(POLL, wakeups.changed()).await;
-                    }
-                }
-            }
-        },
-    )
+                Item::Behind { resume_after } | Item::Failed { resume_after } => Event::default()
+                    .event("behind")
+                    .data(json!({ "resume_after": resume_after }).to_string()),
+            })
+        })
 }

@@ -16,6 +16,7 @@ mod projections;
 mod queries;
 mod reads;
 mod response;
+mod streams;
 mod waits;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub replicas: Option<store::replicas::Replicas>,
     /// Longest a query with a consistency token waits for a standby before the primary answers.
     pub standby_wait: Duration,
+    /// The feed's fan-out to live streams (`/feed/stream`, the console's live feed).
+    pub live: live_feed::Hub,
 }
 
 /// Limits applied to every request.
@@ -113,6 +116,7 @@ pub fn router(
             "/orders/{id}/shipping-address",
             post(orders::change_shipping_address),
         )
+        .route("/feed/stream", get(streams::feed_stream))
         .route("/metrics", get(metrics::metrics))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -137,8 +141,8 @@ pub fn router(
                 }),
                 store: state.handler.store().clone(),
                 on_error: state.projections.on_error(),
-                shutting_down: state.shutting_down.clone(),
                 replicas: state.replicas.clone(),
+                live: state.live.clone(),
             };
             api.nest_service("/console", operator_console::routes(deps, console))
         }

@@ -24,6 +24,7 @@ mod read_replicas;
 mod restart;
 mod round_trips;
 mod snapshots;
+mod streams;
 mod time_travel;
 
 /// Runs each listed scenario once against SQLite and once against PostgreSQL.

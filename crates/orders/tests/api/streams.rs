@@ -1,0 +1,210 @@
+//! `GET /feed/stream`: the live feed over server-sent events, read by an independent client
+//! (sseclient-py over requests, from PyPI) that drops its connection again and again and resumes
+//! with `Last-Event-ID`, while orders are written.
+
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::harness::{Backend, TestApp, spawn_app};
+
+/// Reads `total` events from the stream, `per` per connection, resuming each time with the last
+/// id it received; prints each event as a JSON line, then the number of connections.
+const CLIENT: &str = r#"
+import json, sys
+import requests, sseclient
+base, token, total, per = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+last, seen, connections = None, 0, 0
+while seen < total:
+    headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+    url = base + "/feed/stream"
+    if last is None:
+        url += "?after=0"
+    else:
+        headers["Last-Event-ID"] = last
+    connections += 1
+    with requests.get(url, headers=headers, stream=True, timeout=30) as response:
+        response.raise_for_status()
+        taken = 0
+        for sse in sseclient.SSEClient(response).events():
+            if sse.event != "message":
+                print(json.dumps({"unexpected": sse.event, "data": sse.data}), flush=True)
+                sys.exit(1)
+            event = json.loads(sse.data)
+            print(json.dumps({"id": sse.id, "position": event["position"],
+                              "order_id": event["order_id"], "version": event["order_version"],
+                              "schema": event["schema"]}), flush=True)
+            last, seen, taken = sse.id, seen + 1, taken + 1
+            if taken >= per or seen >= total:
+                break
+print(json.dumps({"connections": connections}), flush=True)
+"#;
+
+fn require_sse_client() {
+    let ok = Command::new("python3")
+        .args(["-c", "import sseclient, requests"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "\n\nThe Python SSE client is missing (the independent reader of this test).\n\
+         Install it: pip install sseclient-py requests   (.ci/run does this when it is missing)\n"
+    );
+}
+
+async fn a_client_that_keeps_reconnecting_sees_every_event_once_in_order(backend: Backend) {
+    require_sse_client();
+    let app = spawn_app(backend).await;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(app.create_order(Uuid::now_v7()).await);
+    }
+    let (total, per) = (60, 3); // 20 creations, 20 confirmations, 20 creations
+    let client = {
+        let (base, token) = (app.url(""), app.staff());
+        tokio::task::spawn_blocking(move || {
+            Command::new("python3")
+                .args(["-c", CLIENT, &base, &token])
+                .args([total.to_string(), per.to_string()])
+                .output()
+                .unwrap()
+        })
+    };
+    // More events while the client reads: a confirmation of each order and 20 new orders.
+    for order in &orders {
+        let confirmed = app
+            .post(&format!("/orders/{order}/confirm"), &app.staff(), None)
+            .await;
+        assert_eq!(confirmed.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..20 {
+        app.create_order(Uuid::now_v7()).await;
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), client)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the SSE client failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let (summary, events) = lines.split_last().unwrap();
+    let positions: Vec<u64> = events
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        positions,
+        (1..=total).collect::<Vec<u64>>(),
+        "every event once, in order"
+    );
+    for event in events {
+        assert_eq!(event["id"], Value::String(event["position"].to_string()));
+        assert_eq!(event["schema"], "orders.order-event/v1");
+    }
+    // Version order per order: its creation, then its confirmation.
+    for order in &orders {
+        let versions: Vec<u64> = events
+            .iter()
+            .filter(|e| e["order_id"] == Value::String(order.to_string()))
+            .map(|e| e["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions, vec![1, 2], "order {order}");
+    }
+    assert!(
+        summary["connections"].as_u64().unwrap() >= (total / per as u64),
+        "{summary}"
+    );
+}
+
+async fn only_staff_read_the_feed_stream_and_a_bad_resume_point_is_a_400(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let customer = app.customer(Uuid::now_v7());
+    assert_eq!(
+        app.get("/feed/stream", &customer).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let bad = app
+        .client
+        .get(app.url("/feed/stream"))
+        .bearer_auth(app.staff())
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad.headers()["content-type"],
+        "application/problem+json",
+        "a problem document"
+    );
+}
+
+/// A stream opened without a position starts at the live head: the first event it carries is
+/// the first one written after it opened.
+async fn a_stream_without_a_position_starts_at_the_live_head(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app.create_order(Uuid::now_v7()).await;
+    numbered(&app, first).await;
+    let mut response = app
+        .client
+        .get(app.url("/feed/stream"))
+        .bearer_auth(app.staff())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let order = app.create_order(Uuid::now_v7()).await;
+    let mut text = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        while !text.contains("\n\n") {
+            let chunk = response.chunk().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    });
+    read.await.unwrap();
+    let data = text
+        .lines()
+        .find_map(|line| line.strip_prefix("data:"))
+        .unwrap();
+    let event: Value = serde_json::from_str(data.trim()).unwrap();
+    assert_eq!(event["order_id"], Value::String(order.to_string()));
+    assert_eq!(event["position"], 2);
+    assert!(
+        text.contains("id:2\n") || text.contains("id: 2\n"),
+        "{text}"
+    );
+}
+
+crate::on_both_backends!(
+    a_client_that_keeps_reconnecting_sees_every_event_once_in_order,
+    only_staff_read_the_feed_stream_and_a_bad_resume_point_is_a_400,
+    a_stream_without_a_position_starts_at_the_live_head,
+);
+
+/// Waits until the feed has numbered the creation of `order` (PostgreSQL numbers a moment after
+/// the commit).
+async fn numbered(app: &TestApp, order: Uuid) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app
+        .query(&format!("/orders/{order}/events?limit=1"), &app.staff())
+        .await["events"][0]["position"]
+        .as_u64()
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "never numbered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
