@@ -20,6 +20,10 @@ use tokio::sync::{broadcast, watch};
 /// cut off with [`Item::Behind`].
 pub const FANOUT: usize = 1024;
 
+/// How long a client should wait before reconnecting after its stream broke (the SSE `retry`
+/// field): short, since a reconnect resumes exactly where it left off.
+pub const RECONNECT: Duration = Duration::from_millis(500);
+
 /// Events a replay reads from the feed at a time.
 const PAGE: usize = 500;
 

@@ -5,6 +5,8 @@
 //! [`Proxy::hang`] returns is held, not forwarded.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -22,6 +24,7 @@ pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     mode: watch::Sender<Mode>,
+    accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -31,6 +34,8 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let (mode, modes) = watch::channel(Mode::Forward);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
         let task = tokio::spawn(async move {
             // Dropped with this task (when the proxy is dropped): aborts every connection.
             let mut connections = JoinSet::new();
@@ -39,10 +44,21 @@ impl Proxy {
                     return;
                 };
                 while connections.try_join_next().is_some() {}
+                counter.fetch_add(1, Ordering::SeqCst);
                 connections.spawn(connection(client, target, modes.clone()));
             }
         });
-        Self { addr, mode, task }
+        Self {
+            addr,
+            mode,
+            accepted,
+            task,
+        }
+    }
+
+    /// How many connections clients have opened through the proxy so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Breaks every connection and refuses new ones (the server "went down").

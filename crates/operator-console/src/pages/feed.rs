@@ -115,7 +115,8 @@ pub async fn events(
 /// mechanism as `GET /feed/stream`): no payloads, so no personal data. A page that falls behind
 /// is told to reconnect, and its `EventSource` does so with `Last-Event-ID`.
 fn stream(state: ConsoleState, after: u64) -> impl Stream<Item = Result<Event, Infallible>> {
-    state
+    let retry = futures::stream::once(async { Ok(Event::default().retry(live_feed::RECONNECT)) });
+    let events = state
         .live
         .subscribe(state.store.clone(), after)
         .map(|item| {
@@ -143,5 +144,6 @@ fn stream(state: ConsoleState, after: u64) -> impl Stream<Item = Result<Event, I
                     .event("behind")
                     .data(json!({ "resume_after": resume_after }).to_string()),
             })
-        })
+        });
+    retry.chain(events)
 }

@@ -84,7 +84,8 @@ pub async fn feed_stream(
         })
     });
     metrics::counter!("live_streams_opened_total", "stream" => "feed").increment(1);
-    Ok(Sse::new(events)
+    let retry = futures::stream::once(async { Ok(Event::default().retry(live_feed::RECONNECT)) });
+    Ok(Sse::new(retry.chain(events))
         .keep_alive(KeepAlive::new().interval(HEARTBEAT))
         .into_response())
 }

@@ -25,7 +25,7 @@ fn console_tests_dir() -> PathBuf {
 }
 
 /// Fails loudly, with the command that fixes it, when the browser or the npm packages are missing.
-fn check_prerequisites() -> PathBuf {
+pub(crate) fn check_prerequisites() -> PathBuf {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),

@@ -30,6 +30,8 @@ while seen < total:
         response.raise_for_status()
         taken = 0
         for sse in sseclient.SSEClient(response).events():
+            if not sse.data:
+                continue  # the retry interval, or a heartbeat: nothing to dispatch
             if sse.event != "message":
                 print(json.dumps({"unexpected": sse.event, "data": sse.data}), flush=True)
                 sys.exit(1)
@@ -169,7 +171,10 @@ async fn a_stream_without_a_position_starts_at_the_live_head(backend: Backend) {
     let order = app.create_order(Uuid::now_v7()).await;
     let mut text = String::new();
     let read = tokio::time::timeout(Duration::from_secs(20), async {
-        while !text.contains("\n\n") {
+        while !text
+            .split_once("data:")
+            .is_some_and(|(_, rest)| rest.contains("\n\n"))
+        {
             let chunk = response.chunk().await.unwrap().unwrap();
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
@@ -186,12 +191,15 @@ async fn a_stream_without_a_position_starts_at_the_live_head(backend: Backend) {
         text.contains("id:2\n") || text.contains("id: 2\n"),
         "{text}"
     );
+    // The first thing a stream says is how soon to reconnect.
+    assert!(text.starts_with("retry:"), "{text}");
 }
 
 crate::on_both_backends!(
     a_client_that_keeps_reconnecting_sees_every_event_once_in_order,
     only_staff_read_the_feed_stream_and_a_bad_resume_point_is_a_400,
     a_stream_without_a_position_starts_at_the_live_head,
+    a_browser_whose_connection_breaks_100_times_sees_every_event_once,
 );
 
 /// Waits until the feed has numbered the creation of `order` (PostgreSQL numbers a moment after
@@ -207,4 +215,78 @@ async fn numbered(app: &TestApp, order: Uuid) {
         assert!(std::time::Instant::now() < deadline, "never numbered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The console's live feed (the same fan-out as `/feed/stream`) in Chromium, behind a proxy that
+/// breaks the page's connection 100 times while orders are written: the page's `EventSource`
+/// reconnects with `Last-Event-ID` each time and ends with every event exactly once, in order.
+async fn a_browser_whose_connection_breaks_100_times_sees_every_event_once(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    const DROPS: usize = 100;
+    const PER_DROP: usize = 2;
+    let dir = crate::console::check_prerequisites();
+    let app = spawn_app(backend).await;
+    let proxy = test_support::proxy::Proxy::start(app.addr).await;
+    let base = format!("http://{}", proxy.addr);
+    let secret = app.config.jwt_secret.clone().unwrap();
+    let link = operator_console::ConsoleKeys::derive(secret.as_bytes())
+        .issue_link("ops", Duration::from_secs(600))
+        .unwrap();
+    let expect = DROPS * PER_DROP;
+    let mut node = tokio::process::Command::new("node")
+        .arg(dir.join("feed-drops.test.mjs"))
+        .current_dir(&dir)
+        .env("FEED_BASE_URL", &base)
+        .env("FEED_LINK", format!("{base}/console/login?token={link}"))
+        .env("FEED_EXPECT", expect.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed (Node.js 20+) to run the browser tests");
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+    assert_eq!(ready.unwrap().unwrap().as_deref(), Some("ready"));
+
+    let customer = Uuid::now_v7();
+    let (mut dropped, mut written) = (0, 0);
+    while dropped < DROPS {
+        // PER_DROP events before each break (not again when a break is retried).
+        while written < (dropped + 1) * PER_DROP {
+            app.create_order(customer).await;
+            written += 1;
+        }
+        let before = proxy.accepted();
+        proxy.refuse();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        proxy.forward();
+        // The page reconnects within its retry interval; a break the page did not notice (it was
+        // between connections) is simply tried again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while proxy.accepted() == before && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if proxy.accepted() > before {
+            dropped += 1;
+        }
+    }
+    let result = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        .await
+        .expect("the page did not show every event")
+        .unwrap()
+        .unwrap();
+    let shown: Value = serde_json::from_str(&result).unwrap();
+    let mut positions: Vec<u64> = shown["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    positions.reverse(); // the page shows the newest first
+    assert_eq!(
+        positions,
+        (1..=expect as u64).collect::<Vec<u64>>(),
+        "every event once, in order, after {DROPS} broken connections"
+    );
+    assert!(node.wait().await.unwrap().success());
 }
