@@ -59,8 +59,9 @@ pub use order::{
     CreateOrder, Currency, DeliverOrder, MAX_ADDRESS_LINE_LEN, MAX_CANCELLATION_REASON_LEN,
     MAX_CARRIER_LEN, MAX_CITY_LEN, MAX_EMAIL_LEN, MAX_ITEMS, MAX_ORDER_TOTAL_MINOR, MAX_PHONE_LEN,
     MAX_POSTAL_CODE_LEN, MAX_QUANTITY, MAX_RECIPIENT_NAME_LEN, MAX_SKU_LEN,
-    MAX_TRACKING_NUMBER_LEN, Money, ORDER_EVENT_TYPES, Order, OrderAggregate, OrderCancelled,
-    OrderCommand, OrderConfirmed, OrderCreated, OrderDelivered, OrderError, OrderEvent, OrderItem,
-    OrderShipped, OrderStatus, Quantity, ShipOrder, ShippingAddress, ShippingAddressChanged, Sku,
+    MAX_TRACKING_NUMBER_LEN, Money, ORDER_CREATED, ORDER_EVENT_TYPES, Order, OrderAggregate,
+    OrderCancelled, OrderCommand, OrderConfirmed, OrderCreated, OrderDelivered, OrderError,
+    OrderEvent, OrderItem, OrderShipped, OrderStatus, Quantity, ShipOrder, ShippingAddress,
+    ShippingAddressChanged, Sku,
 };
 pub use personal::{ERASED, Personal, PersonalData, PersonalField, SEALED_PREFIX, Sealed, Sealer};

@@ -82,6 +82,18 @@ impl ReadModel {
         })
     }
 
+    /// The ids of `customer`'s orders in `generation` (an index range: `(customer_id, order_id)`).
+    pub async fn order_ids_of(&self, generation: i32, customer: Uuid) -> sqlx::Result<Vec<Uuid>> {
+        let sql = format!(
+            "SELECT order_id FROM {} WHERE customer_id = $1",
+            Tables::new(generation).details
+        );
+        let ids: Vec<SqlId> = with_reader!(&self.db, pool => {
+            sqlx::query_scalar(AssertSqlSafe(sql)).bind(SqlId(customer)).fetch_all(pool).await?
+        });
+        Ok(ids.into_iter().map(Uuid::from).collect())
+    }
+
     /// Counts by status and revenue per day and currency.
     pub async fn stats(&self, generation: i32) -> sqlx::Result<Stats> {
         let t = Tables::new(generation);

@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::events::OrderEvent;
 use crate::event::{DomainEvent, EventDecodeError};
 
-const CREATED: &str = "OrderCreated";
+/// The stored name of [`OrderEvent::Created`]: the one event that names the order's customer.
+pub const CREATED: &str = "OrderCreated";
 const CONFIRMED: &str = "OrderConfirmed";
 const CANCELLED: &str = "OrderCancelled";
 const SHIPPED: &str = "OrderShipped";

@@ -21,7 +21,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-pub use codec::ORDER_EVENT_TYPES;
+pub use codec::{CREATED as ORDER_CREATED, ORDER_EVENT_TYPES};
 pub use commands::{
     CancelOrder, ChangeShippingAddress, ConfirmOrder, CreateOrder, DeliverOrder, OrderCommand,
     ShipOrder,

@@ -117,6 +117,10 @@ pub fn router(
             post(orders::change_shipping_address),
         )
         .route("/feed/stream", get(streams::feed_stream))
+        .route(
+            "/customers/{id}/orders/stream",
+            get(streams::customer_stream),
+        )
         .route("/metrics", get(metrics::metrics))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -22,7 +22,7 @@ use super::problem::Problem;
         super::orders::deliver_order, super::orders::change_shipping_address, super::personal::forget, super::health::live, super::health::ready,
         super::queries::list_orders, super::queries::stats, super::queries::customer_summary, super::metrics::metrics,
         super::projections::list, super::projections::parked, super::projections::retry, super::projections::skip,
-        super::streams::feed_stream,
+        super::streams::feed_stream, super::streams::customer_stream,
     ),
     components(schemas(CreateOrderRequest, ItemRequest, super::dto::AddressRequest, super::dto::ContactRequest, super::dto::ChangeAddressRequest, super::personal::ForgetResponse, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem,
         super::queries::OrderPage, super::dto::ListedOrder, super::dto::StatsResponse, super::dto::DailyRevenue, super::dto::CustomerSummaryResponse, super::dto::CurrencySpend,

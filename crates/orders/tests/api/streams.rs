@@ -195,7 +195,155 @@ async fn a_stream_without_a_position_starts_at_the_live_head(backend: Backend) {
     assert!(text.starts_with("retry:"), "{text}");
 }
 
+/// Reads `n` messages (blocks with `data`) from an SSE response: (id, data) each.
+async fn messages(response: &mut reqwest::Response, n: usize) -> Vec<(u64, Value)> {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while out.len() < n {
+            while let Some((block, rest)) = text.split_once("\n\n") {
+                let id = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id:"))
+                    .map(|id| id.trim().parse::<u64>().unwrap());
+                let data = block.lines().find_map(|l| l.strip_prefix("data:"));
+                if let (Some(id), Some(data)) = (id, data) {
+                    out.push((id, serde_json::from_str(data.trim()).unwrap()));
+                }
+                text = rest.to_owned();
+            }
+            if out.len() >= n {
+                break;
+            }
+            let chunk = response.chunk().await.unwrap().expect("the stream ended");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {n} messages within 30 s", out.len()));
+    out
+}
+
+async fn open_stream(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response
+}
+
+/// Many customers write at once, each with its stream open from the live head: each stream
+/// carries exactly its customer's events (of orders created before it opened, found through the
+/// read model, and of orders created since), with personal data revealed; another customer's
+/// stream is a 404; once the customer is forgotten, its personal fields read `null`.
+async fn a_customer_stream_carries_its_customers_events_and_no_one_elses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let customers: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
+    let mut first = Vec::new();
+    for customer in &customers {
+        first.push(app.create_order(*customer).await);
+    }
+    // Numbered (PostgreSQL numbers a moment after the commit), so behind the live head.
+    for order in &first {
+        numbered(&app, *order).await;
+    }
+    let mut streams = Vec::new();
+    for customer in &customers {
+        let path = format!("/customers/{customer}/orders/stream");
+        streams.push(open_stream(&app, &path, &app.customer(*customer)).await);
+    }
+    let other = app
+        .get(
+            &format!("/customers/{}/orders/stream", customers[1]),
+            &app.customer(customers[0]),
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    // All customers at once: confirm the order from before, create and confirm a new one.
+    let writes = customers.iter().zip(&first).map(|(customer, order)| {
+        let app = &app;
+        async move {
+            let confirm = |order: Uuid| async move {
+                let path = format!("/orders/{order}/confirm");
+                assert_eq!(
+                    app.post(&path, &app.staff(), None).await.status(),
+                    StatusCode::OK
+                );
+            };
+            confirm(*order).await;
+            let second = app.create_order(*customer).await;
+            confirm(second).await;
+            (*order, second)
+        }
+    });
+    let written = futures::future::join_all(writes).await;
+    for ((customer, stream), (order, second)) in customers.iter().zip(&mut streams).zip(&written) {
+        let got = messages(stream, 3).await;
+        let seen: Vec<(String, u64, String)> = got
+            .iter()
+            .map(|(_, m)| {
+                (
+                    m["order_id"].as_str().unwrap().to_owned(),
+                    m["order_version"].as_u64().unwrap(),
+                    m["event_type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (order.to_string(), 2, "OrderConfirmed".to_owned()),
+                (second.to_string(), 1, "OrderCreated".to_owned()),
+                (second.to_string(), 2, "OrderConfirmed".to_owned()),
+            ],
+            "customer {customer}"
+        );
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "ids rise");
+        assert_eq!(
+            got[1].1["data"]["customer_id"],
+            Value::String(customer.to_string())
+        );
+        assert_eq!(
+            got[1].1["data"]["shipping_address"]["city"], "Berlin",
+            "revealed: {}",
+            got[1].1
+        );
+    }
+    // Nothing else came after them either: each customer's next order is the next message on
+    // its stream.
+    for (customer, stream) in customers.iter().zip(&mut streams) {
+        let marker = app.create_order(*customer).await;
+        let next = messages(stream, 1).await;
+        assert_eq!(next[0].1["order_id"], Value::String(marker.to_string()));
+    }
+
+    // Forgotten: a replay from the start shows the customer's personal fields as null.
+    let forgotten = app
+        .post(
+            &format!("/customers/{}/forget", customers[2]),
+            &app.staff(),
+            None,
+        )
+        .await;
+    assert_eq!(forgotten.status(), StatusCode::OK);
+    let path = format!("/customers/{}/orders/stream?after=0", customers[2]);
+    let mut replay = open_stream(&app, &path, &app.staff()).await;
+    let replayed = messages(&mut replay, 4).await;
+    assert_eq!(replayed[0].1["event_type"], "OrderCreated");
+    assert_eq!(
+        replayed[0].1["data"]["shipping_address"],
+        Value::Null,
+        "{}",
+        replayed[0].1
+    );
+}
+
 crate::on_both_backends!(
+    a_customer_stream_carries_its_customers_events_and_no_one_elses,
     a_client_that_keeps_reconnecting_sees_every_event_once_in_order,
     only_staff_read_the_feed_stream_and_a_bad_resume_point_is_a_400,
     a_stream_without_a_position_starts_at_the_live_head,
