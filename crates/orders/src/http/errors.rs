@@ -330,4 +330,52 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_command_outcome_is_labelled_from_its_typed_error() {
+        let transition = OrderError::InvalidTransition {
+            command: "ship",
+            status: OrderStatus::Created,
+        };
+        let forgotten = personal_data::PersonalDataError::CustomerForgotten {
+            customer_id: Uuid::nil(),
+        };
+        let cases: [(CommandError<OrderError>, &str); 11] = [
+            (CommandError::Rejected(OrderError::NoItems), "rejected"),
+            (
+                CommandError::Rejected(OrderError::OrderNotFound),
+                "not_found",
+            ),
+            (CommandError::Rejected(transition), "conflict"),
+            (CommandError::Denied(AccessDenied::NotFound), "denied"),
+            (CommandError::Denied(AccessDenied::Forbidden), "denied"),
+            (
+                CommandError::PreconditionFailed {
+                    expected: 1,
+                    actual: 2,
+                },
+                "precondition_failed",
+            ),
+            (CommandError::Conflict { attempts: 3 }, "conflict"),
+            (CommandError::IdempotencyKeyUsed(None), "conflict"),
+            (CommandError::PersonalData(forgotten), "conflict"),
+            (CommandError::Corrupt("bad".into()), "error"),
+            (
+                CommandError::Store(EventStoreError::unavailable(std::io::Error::other("down"))),
+                "error",
+            ),
+        ];
+        for (error, label) in cases {
+            assert_eq!(CommandOutcome::from(&error).as_str(), label, "{error}");
+        }
+        assert_eq!(CommandOutcome::Accepted.as_str(), "accepted");
+        assert_eq!(CommandOutcome::Replayed.as_str(), "replayed");
+    }
+
+    #[test]
+    fn a_staff_only_refusal_is_a_403_that_says_what_only_staff_may_do() {
+        let problem = Problem::from(crate::auth::StaffOnly("ship orders"));
+        assert_eq!((problem.status, problem.code.as_str()), (403, "forbidden"));
+        assert_eq!(problem.detail, "only staff may ship orders");
+    }
 }
