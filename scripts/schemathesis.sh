@@ -65,8 +65,10 @@ token() {
   ORDERS_JWT_SECRET=$SECRET "$BIN" token --role "$1" --sub "$2" --ttl 2h
 }
 
-# /feed/stream is left out: its answer never ends (a live stream), and schemathesis reads each
-# body to its end. crates/orders/tests/api/streams.rs checks it, with an independent SSE client.
+# The live streams (/feed/stream, /customers/{id}/orders/stream) are left out: their answers never
+# end, and schemathesis reads each body to its end (it then reports a timeout or, for a start
+# position far ahead, the 503 of a read model that never gets there).
+# crates/orders/tests/api/streams.rs checks them, with an independent SSE client and Chromium.
 failed=0
 run() {
   local backend=$1 role=$2 base=$3 sub
@@ -78,7 +80,7 @@ run() {
   local output="$work/schemathesis-$backend-$role.txt" cases
   if ! schemathesis --config-file scripts/schemathesis.toml run "$base/openapi.json" \
       --checks all \
-      --exclude-path /feed/stream \
+      --exclude-path-regex '/stream$' \
       --header "Authorization: Bearer $(token "$role" "$sub")" \
       --phases examples,coverage,fuzzing,stateful \
       --max-examples "$MAX_EXAMPLES" \
