@@ -61,10 +61,7 @@ pub async fn feed_stream(
 ) -> Result<Response, Problem> {
     principal.require_staff("read the feed stream")?;
     let store = state.handler.store().clone();
-    let after = match resume_after(&headers)?.or(params.after) {
-        Some(after) => after,
-        None => store.head().await?,
-    };
+    let after = start_after(&store, &headers, &params).await?;
     let events = state.live.subscribe(store, after).map(|item| {
         Ok::<_, Infallible>(match item {
             Item::Event(event) => {
@@ -125,10 +122,7 @@ pub async fn customer_stream(
         ));
     }
     let store = state.handler.store().clone();
-    let after = match resume_after(&headers)?.or(params.after) {
-        Some(after) => after,
-        None => store.head().await?,
-    };
+    let after = start_after(&store, &headers, &params).await?;
     // Only `OrderCreated` names the customer: the orders created up to `after` come from the
     // order read model once it has applied `after`, later ones from their creation events.
     let read = caught_up_to(&state, after).await?;
@@ -244,6 +238,26 @@ async fn revealed(event: &FeedEvent, ring: Option<&KeyRing>) -> Event {
 fn ended(kind: &'static str, resume_after: u64, detail: &str) -> Event {
     let body = serde_json::json!({ "resume_after": resume_after, "detail": detail });
     Event::default().event(kind).data(body.to_string())
+}
+
+/// Where a stream starts: after `Last-Event-ID`, else `after`, else at the head. A position the
+/// feed has not issued is refused at once (a stream could only wait for it in vain).
+async fn start_after(
+    store: &store::Store,
+    headers: &HeaderMap,
+    params: &StreamParams,
+) -> Result<u64, Problem> {
+    let head = store.head().await?;
+    match resume_after(headers)?.or(params.after) {
+        Some(after) if after > head => Err(Problem::bad_request(
+            "position-not-issued",
+            format!(
+                "{after} is beyond the last position the feed has issued ({head}); resume from a position this stream sent, or 0"
+            ),
+        )),
+        Some(after) => Ok(after),
+        None => Ok(head),
+    }
 }
 
 /// The position in `Last-Event-ID`, if the client sent one.

@@ -146,6 +146,16 @@ async fn only_staff_read_the_feed_stream_and_a_bad_resume_point_is_a_400(backend
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    // A position the feed has not issued: refused at once, not waited for.
+    let ahead = app.get("/feed/stream?after=999999", &app.staff()).await;
+    assert_eq!(ahead.status(), StatusCode::BAD_REQUEST);
+    let ahead = app
+        .get(
+            &format!("/customers/{}/orders/stream?after=999999", Uuid::now_v7()),
+            &app.staff(),
+        )
+        .await;
+    assert_eq!(ahead.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         bad.headers()["content-type"],
         "application/problem+json",
