@@ -10,7 +10,7 @@ use chrono::DateTime;
 use domain::{Aggregate, DomainEvent, OrderAggregate, OrderEvent};
 use event_store::RecordedEvent;
 use libfuzzer_sys::fuzz_target;
-use orders_fuzz::fixtures::ORDER_ID;
+use orders_fuzz::fixtures::{created_order, ORDER_ID};
 use orders_fuzz::input::split_line;
 use serde_json::Value;
 use uuid::Uuid;
@@ -40,13 +40,21 @@ fuzz_target!(|data: &[u8]| {
         "an upcaster went back a version"
     );
     assert_round_trips(&event);
-    // Folding a decoded event never fails: evolve is total.
+    // Folding a decoded event never fails: evolve is total. Only a creation places an order;
+    // any other event first in a stream is corruption, and folding it invents nothing.
     let order = OrderAggregate::replay([&event]);
-    assert_ne!(
-        order,
-        OrderAggregate::default(),
-        "{event:?} changed nothing"
-    );
+    match event {
+        OrderEvent::Created(_) => {
+            assert_ne!(order, OrderAggregate::default(), "{event:?} placed no order");
+        }
+        _ => assert_eq!(order, OrderAggregate::default(), "{event:?} invented an order"),
+    }
+    // On a placed order a second creation is ignored; folding anything else never panics.
+    let mut placed = created_order().clone();
+    placed.apply(&event);
+    if matches!(event, OrderEvent::Created(_)) {
+        assert_eq!(&placed, created_order(), "a second creation changed the order");
+    }
 });
 
 /// A row as the store would hand it back.

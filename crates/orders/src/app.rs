@@ -84,6 +84,8 @@ pub struct AppConfig {
     pub instance_id: String,
     /// Publishing to Kafka (none without brokers).
     pub kafka: outbox::KafkaConfig,
+    /// Webhook delivery.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -109,6 +111,7 @@ impl std::fmt::Debug for AppConfig {
             .field("projection_on_error", &self.projection_on_error)
             .field("instance_id", &self.instance_id)
             .field("kafka", &self.kafka)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -145,7 +148,7 @@ impl Application {
             load_or_create_secret(config.jwt_secret.as_deref(), &config.database.data_dir)?;
         let master =
             MasterKey::load_or_create(config.master_key.as_deref(), &config.database.data_dir)?;
-        let ring = KeyRing::new(KeyTable::new(store.db()), master);
+        let ring = KeyRing::new(KeyTable::new(store.db()), master.clone());
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; set ORDERS_LISTEN or --listen to a free address",
@@ -179,6 +182,13 @@ impl Application {
         };
         let replicas = start_replicas(&store, &config, &shutdown)?;
         let live = live_feed::Hub::start(store.clone(), shutdown.subscribe());
+        let webhooks = webhooks::Webhooks::start(
+            &store,
+            master,
+            &config.webhooks,
+            &config.instance_id,
+            shutdown.subscribe(),
+        )?;
         let state = AppState {
             handler: CommandHandler::new(store, config.handler).with_key_ring(ring),
             keys: JwtKeys::new(&secret).with_max_ttl(config.token_max_ttl),
@@ -190,6 +200,7 @@ impl Application {
             replicas,
             standby_wait: config.read_replicas.standby_wait,
             live,
+            webhooks,
         };
         Ok(Self {
             listener,

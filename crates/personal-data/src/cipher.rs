@@ -126,14 +126,29 @@ impl DataKey {
 
 /// A data key as stored: wrapped (encrypted) under the master key.
 pub fn wrap_key(master: &MasterKey, customer_id: Uuid, key_bytes: &[u8; 32]) -> Vec<u8> {
+    seal_under_master(master, &wrap_aad(customer_id), key_bytes)
+}
+
+/// Another secret of the service (a webhook's signing secret, say) as stored: wrapped under the
+/// master key like a data key, bound to `context` (`webhook/<id>`), which must be given again to
+/// open it.
+pub fn wrap_secret(master: &MasterKey, context: &str, secret: &[u8]) -> Vec<u8> {
+    seal_under_master(master, &secret_aad(context), secret)
+}
+
+/// The secret in `wrapped`, if `master` wrapped it for `context`.
+pub fn unwrap_secret(master: &MasterKey, context: &str, wrapped: &[u8]) -> Option<Vec<u8>> {
+    open_under_master(master, &secret_aad(context), wrapped)
+}
+
+fn seal_under_master(master: &MasterKey, aad: &str, bytes: &[u8]) -> Vec<u8> {
     let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-    let aad = wrap_aad(customer_id);
     let ciphertext = master
         .cipher()
         .encrypt(
             &nonce,
             Payload {
-                msg: key_bytes,
+                msg: bytes,
                 aad: aad.as_bytes(),
             },
         )
@@ -141,6 +156,23 @@ pub fn wrap_key(master: &MasterKey, customer_id: Uuid, key_bytes: &[u8; 32]) -> 
     let mut out = nonce.to_vec();
     out.extend_from_slice(&ciphertext);
     out
+}
+
+fn open_under_master(master: &MasterKey, aad: &str, wrapped: &[u8]) -> Option<Vec<u8>> {
+    if wrapped.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
+    master
+        .cipher()
+        .decrypt(
+            &nonce_of(nonce)?,
+            Payload {
+                msg: ciphertext,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()
 }
 
 /// The data key in `wrapped`, if `master` wrapped it for `customer_id`.
@@ -169,22 +201,9 @@ pub fn rewrap(
 
 /// The raw data key in `wrapped`, if `master` wrapped it for `customer_id`.
 fn key_bytes(master: &MasterKey, customer_id: Uuid, wrapped: &[u8]) -> Option<[u8; 32]> {
-    if wrapped.len() < NONCE_LEN {
-        return None;
-    }
-    let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
-    let aad = wrap_aad(customer_id);
-    let bytes = master
-        .cipher()
-        .decrypt(
-            &nonce_of(nonce)?,
-            Payload {
-                msg: ciphertext,
-                aad: aad.as_bytes(),
-            },
-        )
-        .ok()?;
-    bytes.try_into().ok()
+    open_under_master(master, &wrap_aad(customer_id), wrapped)?
+        .try_into()
+        .ok()
 }
 
 fn nonce_of(bytes: &[u8]) -> Option<XNonce> {
@@ -194,6 +213,10 @@ fn nonce_of(bytes: &[u8]) -> Option<XNonce> {
 
 fn wrap_aad(customer_id: Uuid) -> String {
     format!("orders/v1/customer-key/{customer_id}")
+}
+
+fn secret_aad(context: &str) -> String {
+    format!("orders/v1/secret/{context}")
 }
 
 #[cfg(test)]
@@ -255,5 +278,25 @@ mod tests {
         assert_eq!(rotated.open(sealed.as_str()).unwrap(), b"1");
         assert!(rewrap(&next, &master, customer, &wrapped).is_none());
         assert!(rewrap(&master, &next, customer, &[0; 3]).is_none());
+    }
+
+    #[test]
+    fn a_wrapped_secret_opens_only_with_its_key_and_context() {
+        let master = MasterKey::generate();
+        let wrapped = wrap_secret(&master, "webhook/1", b"signing secret");
+        assert_eq!(
+            unwrap_secret(&master, "webhook/1", &wrapped).as_deref(),
+            Some(&b"signing secret"[..])
+        );
+        assert_eq!(unwrap_secret(&master, "webhook/2", &wrapped), None);
+        assert_eq!(
+            unwrap_secret(&MasterKey::generate(), "webhook/1", &wrapped),
+            None
+        );
+        assert_eq!(unwrap_secret(&master, "webhook/1", &wrapped[..10]), None);
+        assert_ne!(
+            wrap_secret(&master, "webhook/1", b"s"),
+            wrap_secret(&master, "webhook/1", b"s")
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod proxy;
 pub mod redis;
 pub mod service;
 pub mod tansu;
+pub mod webhooks;
 
 /// Polls `check` every 50 ms until it holds; panics (naming `what`) after `limit`.
 pub async fn eventually<F: AsyncFnMut() -> bool>(

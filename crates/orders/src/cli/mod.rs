@@ -164,6 +164,9 @@ pub struct ServeArgs {
     /// Publishing to Kafka.
     #[command(flatten)]
     pub kafka: outbox::KafkaConfig,
+    /// Webhook delivery.
+    #[command(flatten)]
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 /// Settings of `migrate`.
@@ -250,6 +253,7 @@ impl From<ServeArgs> for AppConfig {
                 .instance_id
                 .unwrap_or_else(crate::app::default_instance_id),
             kafka: args.kafka,
+            webhooks: args.webhooks,
         }
     }
 }

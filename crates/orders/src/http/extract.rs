@@ -70,6 +70,20 @@ impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
     }
 }
 
+/// The `{id}` path segment as a webhook endpoint id; anything but a UUID is a 400 problem.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        uuid_segment(parts, state, "a webhook endpoint id")
+            .await
+            .map(WebhookId)
+    }
+}
+
 async fn uuid_segment<S: Send + Sync>(
     parts: &mut Parts,
     state: &S,

@@ -18,6 +18,7 @@ mod reads;
 mod response;
 mod streams;
 mod waits;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub standby_wait: Duration,
     /// The feed's fan-out to live streams (`/feed/stream`, the console's live feed).
     pub live: live_feed::Hub,
+    /// Webhook endpoints and their delivery.
+    pub webhooks: ::webhooks::Webhooks,
 }
 
 /// Limits applied to every request.
@@ -115,6 +118,18 @@ pub fn router(
         .route(
             "/orders/{id}/shipping-address",
             post(orders::change_shipping_address),
+        )
+        .route("/webhooks", post(webhooks::register).get(webhooks::list))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::show)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/replay", post(webhooks::replay))
+        .route(
+            "/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
         )
         .route("/feed/stream", get(streams::feed_stream))
         .route(

@@ -23,10 +23,13 @@ use super::problem::Problem;
         super::queries::list_orders, super::queries::stats, super::queries::customer_summary, super::metrics::metrics,
         super::projections::list, super::projections::parked, super::projections::retry, super::projections::skip,
         super::streams::feed_stream, super::streams::customer_stream,
+        super::webhooks::register, super::webhooks::list, super::webhooks::show, super::webhooks::update, super::webhooks::delete, super::webhooks::replay, super::webhooks::rotate_secret,
     ),
     components(schemas(CreateOrderRequest, ItemRequest, super::dto::AddressRequest, super::dto::ContactRequest, super::dto::ChangeAddressRequest, super::personal::ForgetResponse, CancelOrderRequest, ShipOrderRequest, OrderResponse, ItemResponse, EventsPage, EventResponse, Problem,
         super::queries::OrderPage, super::dto::ListedOrder, super::dto::StatsResponse, super::dto::DailyRevenue, super::dto::CustomerSummaryResponse, super::dto::CurrencySpend,
-        super::projections::ProjectionState, super::projections::LeaseHolder, super::projections::ParkedEventResponse)),
+        super::projections::ProjectionState, super::projections::LeaseHolder, super::projections::ParkedEventResponse,
+        super::webhooks::RegisterWebhookRequest, super::webhooks::UpdateWebhookRequest, super::webhooks::SettableState, super::webhooks::ReplayRequest, super::webhooks::WebhookState,
+        super::webhooks::AttemptResponse, super::webhooks::WebhookResponse, super::webhooks::WebhookWithSecret)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -80,6 +80,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut AppCon
         projection_on_error: order_views::OnError::Park,
         instance_id: orders::app::default_instance_id(),
         kafka: Default::default(),
+        webhooks: Default::default(),
     };
     let mut config = config;
     customize(&mut config);
@@ -126,10 +127,16 @@ impl TestApp {
     }
 
     /// Stops the service gracefully and starts it again on the same database.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`Self::restart`] with a changed configuration.
+    pub async fn restart_with(mut self, customize: impl FnOnce(&mut AppConfig)) -> TestApp {
         let _ = self.shutdown.send(true);
         self.server.take().unwrap().await.unwrap().unwrap();
         let mut config = self.config.clone();
+        customize(&mut config);
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         let data_dir = std::mem::replace(&mut self._data_dir, tempfile::tempdir().unwrap());
         start(config, self.database_url.clone(), data_dir).await

@@ -26,6 +26,7 @@ mod round_trips;
 mod snapshots;
 mod streams;
 mod time_travel;
+mod webhooks;
 
 /// Runs each listed scenario once against SQLite and once against PostgreSQL.
 #[macro_export]
