@@ -759,6 +759,24 @@ async fn reveal_rotate_and_forget_from_the_cli(database_url: Option<String>) {
     };
     let store = store::Store::open(&config).await.unwrap();
     let master = MasterKey::load_or_create(None, dir.path()).unwrap();
+    // A webhook endpoint whose signing secret the rotation must carry over too.
+    let endpoints = webhooks::EndpointTable::new(store.db());
+    let endpoint = uuid::Uuid::now_v7();
+    let signing = webhooks::SigningSecret::generate().unwrap();
+    let context = webhooks::secret_context(endpoint);
+    endpoints
+        .insert(&webhooks::endpoints::NewEndpoint {
+            id: endpoint,
+            url: "https://93.184.216.34/hook".into(),
+            description: String::new(),
+            filter: Default::default(),
+            secret: personal_data::cipher::wrap_secret(&master, &context, signing.bytes()),
+            master_key_id: master.id().to_owned(),
+            created_by: "test".into(),
+            after: 0,
+        })
+        .await
+        .unwrap();
     let ring = KeyRing::new(KeyTable::new(store.db()), master);
     let handler =
         orders::commands::CommandHandler::new(store, Default::default()).with_key_ring(ring);
@@ -825,7 +843,18 @@ async fn reveal_rotate_and_forget_from_the_cli(database_url: Option<String>) {
         "{}",
         String::from_utf8_lossy(&rotated.stderr)
     );
-    assert!(said.contains("1 data keys re-wrapped"), "{said}");
+    assert!(
+        said.contains("1 data keys and the signing secrets of 1 webhook endpoints re-wrapped"),
+        "{said}"
+    );
+    let stored = endpoints.get(endpoint).await.unwrap().unwrap();
+    let new_key = MasterKey::from_base64(&new).unwrap();
+    assert_eq!(stored.master_key_id, new_key.id());
+    assert_eq!(
+        personal_data::cipher::unwrap_secret(&new_key, &context, &stored.secret).as_deref(),
+        Some(signing.bytes()),
+        "the rotated master key opens the webhook's secret"
+    );
     assert!(!said.contains(&new), "the new key is not printed");
     let (ok, _, stderr) = show(None);
     assert!(!ok, "the old master key no longer unwraps the data key");

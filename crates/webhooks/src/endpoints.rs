@@ -234,6 +234,10 @@ const CLEAR_FAILURE: &str =
 const ROTATE: &str = "UPDATE webhook_endpoints SET previous_secret = secret, previous_until = $4, secret = $2, master_key_id = $3
     WHERE endpoint_id = $1";
 
+const REWRAP: &str =
+    "UPDATE webhook_endpoints SET secret = $2, previous_secret = $3, master_key_id = $4
+    WHERE endpoint_id = $1";
+
 const SUCCEEDED: &str =
     "UPDATE webhook_endpoints SET delivered = delivered + 1, last_success_at = $2,
         failing_since = NULL, attempts = 0, next_attempt_at = NULL,
@@ -368,6 +372,28 @@ impl EndpointTable {
                 .rows_affected()
         });
         Ok(done == 1)
+    }
+
+    /// Stores secrets re-wrapped under the master key `master_key_id`, in one transaction:
+    /// `(endpoint, secret, previous secret)`.
+    pub async fn rewrap_all(
+        &self,
+        rewrapped: &[(Uuid, Vec<u8>, Option<Vec<u8>>)],
+        master_key_id: &str,
+    ) -> sqlx::Result<()> {
+        with_writer!(&self.0, pool => {
+            let mut tx = pool.begin().await?;
+            for (id, secret, previous) in rewrapped {
+                sqlx::query(REWRAP)
+                    .bind(SqlId(*id))
+                    .bind(secret)
+                    .bind(previous.as_deref())
+                    .bind(master_key_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
     }
 
     /// Records a 2xx.

@@ -35,6 +35,7 @@ use uuid::Uuid;
 pub use endpoints::{Attempt, Endpoint, EndpointState, EndpointTable, Filter, Health};
 pub use outbound::{OutboundPolicy, Refused};
 pub use signing::SigningSecret;
+pub use worker::secret_context;
 
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
@@ -416,6 +417,44 @@ impl Webhooks {
         }
         Ok((self.status(id).await?, secret))
     }
+}
+
+/// Re-wraps every endpoint's signing secrets from master key `old` to `new` (master key
+/// rotation, beside the customers' data keys); how many endpoints it re-wrapped. Endpoints
+/// already under `new` are left as they are, so a rotation that stopped half-way can run again.
+pub async fn rewrap_secrets(
+    table: &EndpointTable,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> anyhow::Result<usize> {
+    use personal_data::cipher::{unwrap_secret, wrap_secret};
+    let mut rewrapped = Vec::new();
+    for endpoint in table.list().await? {
+        if endpoint.master_key_id == new.id() {
+            continue;
+        }
+        let context = worker::secret_context(endpoint.id);
+        let rewrap = |wrapped: &[u8]| {
+            unwrap_secret(old, &context, wrapped)
+                .map(|secret| wrap_secret(new, &context, &secret))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the signing secret of webhook {} is wrapped under master key {}, not the current {}",
+                        endpoint.id,
+                        endpoint.master_key_id,
+                        old.id()
+                    )
+                })
+        };
+        let secret = rewrap(&endpoint.secret)?;
+        let previous = match &endpoint.previous_secret {
+            Some((wrapped, _)) => Some(rewrap(wrapped)?),
+            None => None,
+        };
+        rewrapped.push((endpoint.id, secret, previous));
+    }
+    table.rewrap_all(&rewrapped, new.id()).await?;
+    Ok(rewrapped.len())
 }
 
 fn check_description(description: &str) -> Result<(), WebhookError> {

@@ -476,6 +476,6 @@ impl<D: Dialect> Worker<D> {
 }
 
 /// The context a webhook's secret is wrapped under.
-pub(crate) fn secret_context(id: Uuid) -> String {
+pub fn secret_context(id: Uuid) -> String {
     format!("webhook/{id}")
 }

@@ -92,8 +92,10 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
         rewrapped.push((customer, key));
     }
     table.rewrap_all(&rewrapped, new.id()).await?;
+    let endpoints =
+        webhooks::rewrap_secrets(&webhooks::EndpointTable::new(store.db()), &old, &new).await?;
     outln!(
-        "{} data keys re-wrapped from master key {} to {}; configure the new key (ORDERS_MASTER_KEY) and restart every instance",
+        "{} data keys and the signing secrets of {endpoints} webhook endpoints re-wrapped from master key {} to {}; configure the new key (ORDERS_MASTER_KEY) and restart every instance",
         rewrapped.len(),
         old.id(),
         new.id()
