@@ -200,15 +200,74 @@ impl<D: Dialect> Checkpoints for D {
     }
 }
 
+/// The endpoints of a database with their checkpoints, read-only (the CLI's view; the service's
+/// [`Webhooks`] reads through one too).
+#[derive(Clone)]
+pub struct EndpointReader {
+    table: EndpointTable,
+    store: Store,
+    checkpoints: Arc<dyn Checkpoints>,
+}
+
+impl EndpointReader {
+    /// The endpoints of `store`'s database.
+    pub fn new(store: &Store) -> Self {
+        let checkpoints: Arc<dyn Checkpoints> = match store.db() {
+            Db::Postgres(pool) => Arc::new(PgDialect::new(pool)),
+            Db::Sqlite { writer, reader } => Arc::new(SqliteDialect::new(writer, reader)),
+        };
+        Self {
+            table: EndpointTable::new(store.db()),
+            store: store.clone(),
+            checkpoints,
+        }
+    }
+
+    /// Every endpoint with its checkpoint, oldest first.
+    pub async fn list(&self) -> Result<Vec<EndpointStatus>, WebhookError> {
+        let head = self.store.head().await?;
+        let mut all = Vec::new();
+        for endpoint in self.table.list().await? {
+            let checkpoint = self
+                .checkpoints
+                .checkpoint(&endpoints::checkpoint_name(endpoint.id))
+                .await?;
+            all.push(EndpointStatus {
+                endpoint,
+                checkpoint,
+                head,
+            });
+        }
+        Ok(all)
+    }
+
+    /// One endpoint with its checkpoint.
+    pub async fn status(&self, id: Uuid) -> Result<EndpointStatus, WebhookError> {
+        let head = self.store.head().await?;
+        let endpoint = self
+            .table
+            .get(id)
+            .await?
+            .ok_or(WebhookError::NotFound(id))?;
+        let checkpoint = self
+            .checkpoints
+            .checkpoint(&endpoints::checkpoint_name(id))
+            .await?;
+        Ok(EndpointStatus {
+            endpoint,
+            checkpoint,
+            head,
+        })
+    }
+}
+
 /// The webhooks of one instance: the endpoints' API, and a delivery worker per endpoint.
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct Webhooks {
-    table: EndpointTable,
-    store: Store,
+    reader: EndpointReader,
     master: MasterKey,
     policy: Arc<OutboundPolicy>,
-    checkpoints: Arc<dyn Checkpoints>,
     supervisor: Arc<Notify>,
 }
 
@@ -272,11 +331,13 @@ impl Webhooks {
         let supervisor = Arc::new(Notify::new());
         tokio::spawn(supervisor::run(shared, supervisor.clone(), shutdown));
         Ok(Self {
-            table,
-            store: store.clone(),
+            reader: EndpointReader {
+                table,
+                store: store.clone(),
+                checkpoints: Arc::new(dialect),
+            },
             master,
             policy,
-            checkpoints: Arc::new(dialect),
             supervisor,
         })
     }
@@ -305,8 +366,9 @@ impl Webhooks {
             &worker::secret_context(id),
             secret.bytes(),
         );
-        let head = self.store.head().await?;
-        self.table
+        let head = self.reader.store.head().await?;
+        self.reader
+            .table
             .insert(&endpoints::NewEndpoint {
                 id,
                 url: url.to_string(),
@@ -324,39 +386,12 @@ impl Webhooks {
 
     /// Every endpoint with its checkpoint.
     pub async fn list(&self) -> Result<Vec<EndpointStatus>, WebhookError> {
-        let head = self.store.head().await?;
-        let mut all = Vec::new();
-        for endpoint in self.table.list().await? {
-            let checkpoint = self
-                .checkpoints
-                .checkpoint(&endpoints::checkpoint_name(endpoint.id))
-                .await?;
-            all.push(EndpointStatus {
-                endpoint,
-                checkpoint,
-                head,
-            });
-        }
-        Ok(all)
+        self.reader.list().await
     }
 
     /// One endpoint with its checkpoint.
     pub async fn status(&self, id: Uuid) -> Result<EndpointStatus, WebhookError> {
-        let head = self.store.head().await?;
-        let endpoint = self
-            .table
-            .get(id)
-            .await?
-            .ok_or(WebhookError::NotFound(id))?;
-        let checkpoint = self
-            .checkpoints
-            .checkpoint(&endpoints::checkpoint_name(id))
-            .await?;
-        Ok(EndpointStatus {
-            endpoint,
-            checkpoint,
-            head,
-        })
+        self.reader.status(id).await
     }
 
     /// Pauses (`Paused`) or resumes (`Active`) an endpoint; resuming a failing one tries the
@@ -366,7 +401,7 @@ impl Webhooks {
         id: Uuid,
         state: EndpointState,
     ) -> Result<EndpointStatus, WebhookError> {
-        if !self.table.set_state(id, state).await? {
+        if !self.reader.table.set_state(id, state).await? {
             return Err(WebhookError::NotFound(id));
         }
         self.supervisor.notify_one();
@@ -375,7 +410,7 @@ impl Webhooks {
 
     /// Deletes an endpoint and its checkpoint.
     pub async fn delete(&self, id: Uuid) -> Result<(), WebhookError> {
-        if !self.table.delete(id).await? {
+        if !self.reader.table.delete(id).await? {
             return Err(WebhookError::NotFound(id));
         }
         self.supervisor.notify_one();
@@ -384,11 +419,11 @@ impl Webhooks {
 
     /// Restarts deliveries after `after` (0: the whole feed).
     pub async fn replay(&self, id: Uuid, after: u64) -> Result<EndpointStatus, WebhookError> {
-        let head = self.store.head().await?;
+        let head = self.reader.store.head().await?;
         if after > head {
             return Err(WebhookError::PositionNotIssued { after, head });
         }
-        if !self.table.replay(id, after).await? {
+        if !self.reader.table.replay(id, after).await? {
             return Err(WebhookError::NotFound(id));
         }
         self.supervisor.notify_one();
@@ -409,6 +444,7 @@ impl Webhooks {
         );
         let until = Utc::now() + chrono::Duration::from_std(ROTATION_OVERLAP).unwrap_or_default();
         if !self
+            .reader
             .table
             .rotate(id, &wrapped, self.master.id(), until)
             .await?

@@ -20,6 +20,7 @@ mod projections;
 mod streams;
 mod token;
 pub mod verify;
+mod webhook_endpoints;
 
 use clap::{Parser, Subcommand};
 use common::{DatabaseConfig, ServerConfig, TelemetryConfig};
@@ -81,6 +82,9 @@ pub enum Command {
     /// The master key: rotate it.
     #[command(subcommand)]
     Keys(customers::KeysCommand),
+    /// Webhook endpoints: how their deliveries go.
+    #[command(subcommand)]
+    Webhooks(webhook_endpoints::WebhooksCommand),
 }
 
 /// `streams` subcommands.
@@ -219,6 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             customers::forget(args).await
         }
         Command::Keys(customers::KeysCommand::RotateMaster(args)) => customers::rotate(args).await,
+        Command::Webhooks(command) => webhook_endpoints::run(command).await,
     }
 }
 

@@ -241,6 +241,29 @@ async fn an_endpoint_refused_for_its_whole_retry_period_turns_failing_until_resu
     // The creation was filtered out and passed; the confirmation was never acknowledged.
     let passed = failing["checkpoint"].as_u64().unwrap();
     assert_eq!(failing["lag"], 1, "{failing}");
+    // The operator at the database sees the same.
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_orders"));
+    cli.args(["webhooks", "list", "--data-dir"])
+        .arg(&app.config.database.data_dir)
+        .env_remove("DATABASE_URL");
+    if let Some(url) = &app.database_url {
+        cli.args(["--database-url", url]);
+    }
+    let listed = cli.output().unwrap();
+    let said = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        said.contains(&format!("{id} failing {}", receiver.url())),
+        "{said}"
+    );
+    assert!(
+        said.contains("HTTP 503 (HTTP 503 Service Unavailable: receiver in maintenance)"),
+        "{said}"
+    );
     let refused = receiver.requests().len();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
