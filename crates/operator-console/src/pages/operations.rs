@@ -1,6 +1,7 @@
 //! What consumes the feed and how far behind it is: each read model (checkpoint, lag in events
 //! and seconds, lease holder, error policy, parked events with retry and skip), the Kafka relay,
-//! and what holds the feed itself back (the sequencer's backlog).
+//! the webhook endpoints (state, checkpoint, lag, why one fails), and what holds the feed itself
+//! back (the sequencer's backlog).
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -51,6 +52,7 @@ async fn render(
     }
     let backlog = store.backlog().await.ok();
     let relay = relay(state, head).await;
+    let webhooks = state.api.get(&staff.session, "/webhooks").await;
     let body = html! {
         (layout::notice(notice.as_ref()))
         @if !models.status.is_success() {
@@ -71,6 +73,7 @@ async fn render(
         }
         @for section in &sections { (section) }
         (relay)
+        (webhooks_table(webhooks.body.as_array().map(Vec::as_slice)))
         (standbys_table(state.replicas.as_ref()))
     };
     (
@@ -154,6 +157,54 @@ fn projection(
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The webhook endpoints as `GET /webhooks` shows them (managed over the API).
+fn webhooks_table(endpoints: Option<&[Value]>) -> Markup {
+    html! {
+        section aria-labelledby="webhooks-heading" {
+            h2 id="webhooks-heading" { "Webhooks" }
+            @match endpoints {
+                None => p { "Unknown (the API did not answer)." },
+                Some([]) => p { "No endpoints. Staff register them with " code { "POST /webhooks" } "." },
+                Some(endpoints) => div class="scroll" {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Endpoint" } th scope="col" { "State" } th scope="col" class="num" { "Checkpoint" }
+                            th scope="col" class="num" { "Lag" } th scope="col" class="num" { "Delivered" } th scope="col" { "Last attempt" }
+                        } }
+                        tbody {
+                            @for endpoint in endpoints {
+                                tr data-webhook=(layout::text(&endpoint["id"])) {
+                                    td { code { (layout::text(&endpoint["url"])) } }
+                                    td {
+                                        (layout::text(&endpoint["state"]))
+                                        @if let Some(since) = endpoint["failing_since"].as_str() {
+                                            ", failing since " (since) " (" (layout::text(&endpoint["attempts"])) " attempts)"
+                                        }
+                                    }
+                                    td class="num" { (layout::text(&endpoint["checkpoint"])) }
+                                    td class="num" { (layout::text(&endpoint["lag"])) }
+                                    td class="num" { (layout::text(&endpoint["delivered"])) }
+                                    td {
+                                        @let attempt = &endpoint["last_attempt"];
+                                        @if attempt.is_null() { "none yet" } @else {
+                                            (layout::json_time(&attempt["at"])) ": "
+                                            @match attempt["status"].as_u64() {
+                                                Some(status) => { "HTTP " (status) },
+                                                None => "no answer",
+                                            }
+                                            @if let Some(error) = attempt["error"].as_str() { " (" (error) ")" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
             }
         }
     }

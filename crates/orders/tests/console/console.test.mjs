@@ -210,8 +210,14 @@ try {
   await page.getByRole("button", { name: "Resume" }).click();
   await confirmation.first().waitFor();
 
-  step("a parked event is retried from the page");
+  step("a parked event is retried from the page; the webhook endpoints are listed");
+  const hook = await api("POST", "/webhooks", STAFF, { url: "https://93.184.216.34/console-hook" });
+  assert.equal(hook.status, 201);
   await page.getByRole("link", { name: "Projections and outbox" }).click();
+  const hookRow = page.locator(`tr[data-webhook='${hook.body.id}']`);
+  await hookRow.waitFor();
+  assert.match(await hookRow.textContent(), /https:\/\/93\.184\.216\.34\/console-hook/);
+  assert.match(await hookRow.textContent(), /active/);
   const parkedRow = page.locator("[data-projection=orders] tr[data-parked='" + PARKED + "']");
   await parkedRow.waitFor();
   assert.match(await parkedRow.textContent(), /OrderTeleported/);
