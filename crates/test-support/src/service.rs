@@ -142,6 +142,11 @@ impl ServiceBuilder {
 }
 
 impl Service {
+    /// The process id (to read its memory in `/proc`, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
