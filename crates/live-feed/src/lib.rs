@@ -9,7 +9,7 @@
 //! drops what the fan-out repeats, and fills any gap from the feed (the feed is dense).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use event_store::{Feed, FeedEvent};
@@ -30,11 +30,60 @@ const PAGE: usize = 500;
 /// Longest wait between two reads of the feed when no wake-up comes (wake-ups may be lost).
 const POLL: Duration = Duration::from_millis(500);
 
+/// An event as the fan-out shares it: the event, and its renderings for the wire, each made by
+/// the first subscriber that needs it and shared by every other (a thousand streams of one event
+/// cost one encoding, not a thousand).
+#[derive(Debug)]
+pub struct LiveEvent {
+    event: FeedEvent,
+    /// Renderings by their name (one per kind of stream: a handful).
+    rendered: Mutex<Vec<(&'static str, Arc<str>)>>,
+}
+
+impl LiveEvent {
+    fn new(event: FeedEvent) -> Arc<Self> {
+        Arc::new(Self {
+            event,
+            rendered: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The event.
+    pub fn event(&self) -> &FeedEvent {
+        &self.event
+    }
+
+    /// The event as `render` renders it, rendered once for every subscriber that asks for the
+    /// same `name` (each name must always go with the same function).
+    pub fn rendered(
+        &self,
+        name: &'static str,
+        render: impl FnOnce(&FeedEvent) -> String,
+    ) -> Arc<str> {
+        // A poisoned lock only means a render panicked elsewhere: the list is still valid.
+        let mut rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, text)) = rendered.iter().find(|(n, _)| *n == name) {
+            return text.clone();
+        }
+        let text: Arc<str> = Arc::from(render(&self.event));
+        rendered.push((name, text.clone()));
+        text
+    }
+}
+
+impl std::ops::Deref for LiveEvent {
+    type Target = FeedEvent;
+
+    fn deref(&self) -> &FeedEvent {
+        &self.event
+    }
+}
+
 /// What a stream hands out.
 #[derive(Debug, Clone)]
 pub enum Item {
     /// The next event, in position order.
-    Event(Arc<FeedEvent>),
+    Event(Arc<LiveEvent>),
     /// The subscriber fell too far behind and the stream ends: resume after this position
     /// (the last event it was handed).
     Behind {
@@ -51,7 +100,7 @@ pub enum Item {
 /// The process's one follower of the feed and its fan-out. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Hub {
-    sender: broadcast::Sender<Arc<FeedEvent>>,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -83,6 +132,7 @@ impl Hub {
             live: self.sender.subscribe(),
             shutdown: self.shutdown.clone(),
             last: after,
+            handed: after,
             pending: VecDeque::new(),
             replaying: true,
             done: false,
@@ -93,11 +143,13 @@ impl Hub {
 
 struct Subscription<F> {
     feed: F,
-    live: broadcast::Receiver<Arc<FeedEvent>>,
+    live: broadcast::Receiver<Arc<LiveEvent>>,
     shutdown: watch::Receiver<bool>,
-    /// The last position handed out (or the start).
+    /// The last position queued or handed out (or the start): the next must follow it.
     last: u64,
-    pending: VecDeque<Arc<FeedEvent>>,
+    /// The last position handed out: where a stream that ends resumes.
+    handed: u64,
+    pending: VecDeque<Arc<LiveEvent>>,
     /// Reading the feed (at the start, or to fill a gap) rather than the fan-out.
     replaying: bool,
     done: bool,
@@ -107,7 +159,7 @@ impl<F: Feed> Subscription<F> {
     async fn next(mut self) -> Option<(Item, Self)> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                self.last = event.position;
+                self.handed = event.position;
                 return Some((Item::Event(event), self));
             }
             if self.done || *self.shutdown.borrow() {
@@ -116,11 +168,14 @@ impl<F: Feed> Subscription<F> {
             if self.replaying {
                 match self.feed.read_feed(self.last, PAGE).await {
                     Ok(events) if events.is_empty() => self.replaying = false,
-                    Ok(events) => self.pending.extend(events.into_iter().map(Arc::new)),
+                    Ok(events) => {
+                        self.last = events.last().map_or(self.last, |e| e.position);
+                        self.pending.extend(events.into_iter().map(LiveEvent::new));
+                    }
                     Err(error) => {
                         tracing::warn!(%error, after = self.last, "a live stream could not read the feed");
                         self.done = true;
-                        let resume_after = self.last;
+                        let resume_after = self.handed;
                         return Some((Item::Failed { resume_after }, self));
                     }
                 }
@@ -130,20 +185,36 @@ impl<F: Feed> Subscription<F> {
                 received = self.live.recv() => received,
                 _ = self.shutdown.changed() => return None,
             };
-            match received {
-                Ok(event) if event.position <= self.last => {} // replayed already
-                Ok(event) if event.position == self.last + 1 => self.pending.push_back(event),
-                // A gap (the follower started after this stream's replay ended): the feed has it.
-                Ok(_) => self.replaying = true,
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    metrics::counter!("live_stream_cutoffs_total").increment(1);
-                    self.done = true;
-                    let resume_after = self.last;
-                    return Some((Item::Behind { resume_after }, self));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+            if let Err(end) = self.take(received) {
+                return end.map(|item| (item, self));
             }
         }
+    }
+
+    /// Takes what the fan-out handed this stream; `Err` ends the stream (with its last item).
+    fn take(
+        &mut self,
+        received: Result<Arc<LiveEvent>, broadcast::error::RecvError>,
+    ) -> Result<(), Option<Item>> {
+        match received {
+            Ok(event) if event.position <= self.last => {} // replayed already
+            Ok(event) if event.position == self.last + 1 => {
+                self.last = event.position;
+                self.pending.push_back(event);
+            }
+            // A gap (the follower started after this stream's replay ended): the feed has it.
+            Ok(_) => self.replaying = true,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                metrics::counter!("live_stream_cutoffs_total").increment(1);
+                self.done = true;
+                self.pending.clear();
+                return Err(Some(Item::Behind {
+                    resume_after: self.handed,
+                }));
+            }
+            Err(broadcast::error::RecvError::Closed) => return Err(None),
+        }
+        Ok(())
     }
 }
 
@@ -151,7 +222,7 @@ impl<F: Feed> Subscription<F> {
 /// subscribers it only keeps up with the head, reading nothing.
 async fn follow<F: Feed>(
     feed: F,
-    sender: broadcast::Sender<Arc<FeedEvent>>,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut wakeups = feed.wakeups();
@@ -177,7 +248,7 @@ async fn follow<F: Feed>(
                 for event in events {
                     after = Some(event.position);
                     // No receiver: nobody to tell (a send only fails then).
-                    let _ = sender.send(Arc::new(event));
+                    let _ = sender.send(LiveEvent::new(event));
                 }
                 continue;
             }
@@ -291,5 +362,32 @@ mod tests {
                 .unwrap()
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn a_rendering_is_made_once_per_name_and_shared() {
+        let event = LiveEvent::new(event_store::FeedEvent {
+            event_id: Uuid::now_v7(),
+            aggregate_id: Uuid::now_v7(),
+            aggregate_type: "Order".into(),
+            version: 1,
+            position: 7,
+            event_type: "OrderCreated".into(),
+            schema_version: 1,
+            payload: serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+            metadata: serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+            recorded_at: chrono::Utc::now(),
+        });
+        let mut calls = 0;
+        let a = event.rendered("wire", |e| {
+            calls += 1;
+            format!("at {}", e.position)
+        });
+        let b = event.rendered("wire", |_| unreachable!("rendered once"));
+        let other = event.rendered("console", |_| "other".to_owned());
+        assert_eq!((&*a, calls), ("at 7", 1));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*other, "other");
+        assert_eq!(event.position, 7);
     }
 }

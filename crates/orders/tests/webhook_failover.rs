@@ -50,7 +50,7 @@ async fn holder(pool: &PgPool, endpoint: &str) -> (Option<String>, i64) {
 async fn a_killed_delivering_instance_is_replaced_within_ten_seconds_without_losing_an_event() {
     let url = test_support::postgres::fresh_database_url().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut instances = vec![
+    let mut instances = [
         start("a", &url, dir.path()).await,
         start("b", &url, dir.path()).await,
     ];

@@ -239,7 +239,7 @@ const REWRAP: &str =
     WHERE endpoint_id = $1";
 
 const SUCCEEDED: &str =
-    "UPDATE webhook_endpoints SET delivered = delivered + 1, last_success_at = $2,
+    "UPDATE webhook_endpoints SET delivered = delivered + $4, last_success_at = $2,
         failing_since = NULL, attempts = 0, next_attempt_at = NULL,
         last_attempt_at = $2, last_status = $3, last_error = NULL
     WHERE endpoint_id = $1";
@@ -251,6 +251,10 @@ const FAILED: &str = "UPDATE webhook_endpoints SET failing_since = COALESCE(fail
 
 /// Only an active endpoint turns failing (a pause or delete by staff wins).
 const GIVE_UP: &str = "UPDATE webhook_endpoints SET state = 'failing', next_attempt_at = NULL WHERE endpoint_id = $1 AND state = 'active'";
+
+/// An endpoint's secrets re-wrapped under a new master key: its id, its secret and its previous
+/// secret (during a rotation).
+pub type Rewrapped = (Uuid, Vec<u8>, Option<Vec<u8>>);
 
 /// The endpoints, in the service's database.
 #[derive(Debug, Clone)]
@@ -378,7 +382,7 @@ impl EndpointTable {
     /// `(endpoint, secret, previous secret)`.
     pub async fn rewrap_all(
         &self,
-        rewrapped: &[(Uuid, Vec<u8>, Option<Vec<u8>>)],
+        rewrapped: &[Rewrapped],
         master_key_id: &str,
     ) -> sqlx::Result<()> {
         with_writer!(&self.0, pool => {
@@ -396,13 +400,15 @@ impl EndpointTable {
         })
     }
 
-    /// Records a 2xx.
-    pub async fn succeeded(&self, id: Uuid, status: u16) -> sqlx::Result<()> {
+    /// Records `count` acknowledgements, the last with `status`.
+    pub async fn succeeded(&self, id: Uuid, count: u64, status: u16) -> sqlx::Result<()> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
         with_writer!(&self.0, pool => {
             sqlx::query(SUCCEEDED)
                 .bind(SqlId(id))
                 .bind(Utc::now())
                 .bind(i32::from(status))
+                .bind(count)
                 .execute(pool)
                 .await?
                 .rows_affected()

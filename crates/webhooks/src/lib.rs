@@ -420,7 +420,11 @@ impl Webhooks {
     /// Restarts deliveries after `after` (0: the whole feed).
     pub async fn replay(&self, id: Uuid, after: u64) -> Result<EndpointStatus, WebhookError> {
         // An unknown endpoint is a 404 whatever the position.
-        self.reader.table.get(id).await?.ok_or(WebhookError::NotFound(id))?;
+        self.reader
+            .table
+            .get(id)
+            .await?
+            .ok_or(WebhookError::NotFound(id))?;
         let head = self.reader.store.head().await?;
         if after > head {
             return Err(WebhookError::PositionNotIssued { after, head });

@@ -32,6 +32,14 @@ use crate::signing::SigningSecret;
 /// Events read from the feed at a time.
 const BATCH: usize = 100;
 
+/// Acknowledged events after which the checkpoint is stored; also stored every
+/// [`SAVE_INTERVAL`], at the end of a batch and before retrying a refused event. A crash sends
+/// again at most what was acknowledged since (at least once, deduped on `webhook-id`).
+const SAVE_EVERY: u64 = 64;
+
+/// Longest an acknowledged event waits to be covered by the stored checkpoint.
+const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// How often an idle worker looks at the feed and its endpoint without a wake-up.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -93,6 +101,25 @@ impl From<event_store::EventStoreError> for Stop {
 #[derive(Deserialize)]
 struct NamesCustomer {
     customer_id: Option<Uuid>,
+}
+
+/// What a batch has done that the stored checkpoint does not say yet.
+struct Progress {
+    /// The position every event up to which was acknowledged or filtered out.
+    passed: u64,
+    /// Whether `passed` is beyond the stored checkpoint.
+    moved: bool,
+    /// Acknowledgements not recorded yet, and the last one's status.
+    acknowledged: u64,
+    status: u16,
+    /// When the checkpoint was last stored.
+    saved_at: Instant,
+}
+
+impl Progress {
+    fn due(&self) -> bool {
+        self.moved && (self.acknowledged >= SAVE_EVERY || self.saved_at.elapsed() >= SAVE_INTERVAL)
+    }
 }
 
 /// One endpoint's worker.
@@ -233,20 +260,44 @@ impl<D: Dialect> Worker<D> {
         }
         let secrets = self.secrets(endpoint)?;
         let read = events.len();
-        let mut passed = checkpoint.position;
+        let mut progress = Progress {
+            passed: checkpoint.position,
+            moved: false,
+            acknowledged: 0,
+            status: 0,
+            saved_at: Instant::now(),
+        };
         for event in events {
             let position = event.position;
             if self.wants(&endpoint.filter, &event).await? {
-                if passed > checkpoint.position {
-                    // Filtered-out events before this one are done with.
-                    self.save(epoch, passed).await?;
-                }
-                self.deliver(endpoint, epoch, &secrets, event).await?;
+                self.deliver(endpoint, epoch, &secrets, event, &mut progress)
+                    .await?;
             }
-            passed = position;
+            progress.passed = position;
+            progress.moved = true;
+            if progress.due() {
+                self.flush(epoch, &mut progress).await?;
+            }
         }
-        self.save(epoch, passed).await?;
+        self.flush(epoch, &mut progress).await?;
         Ok(read)
+    }
+
+    /// Stores the checkpoint at what `progress` has passed and records its acknowledgements.
+    async fn flush(&mut self, epoch: u64, progress: &mut Progress) -> Result<(), Stop> {
+        if progress.moved {
+            self.save(epoch, progress.passed).await?;
+            progress.moved = false;
+        }
+        if progress.acknowledged > 0 {
+            self.shared
+                .table
+                .succeeded(self.id, progress.acknowledged, progress.status)
+                .await?;
+            progress.acknowledged = 0;
+        }
+        progress.saved_at = Instant::now();
+        Ok(())
     }
 
     /// The secrets to sign with: the current one, and the previous one during a rotation.
@@ -323,6 +374,7 @@ impl<D: Dialect> Worker<D> {
         epoch: u64,
         secrets: &[SigningSecret],
         event: FeedEvent,
+        progress: &mut Progress,
     ) -> Result<(), Stop> {
         let position = event.position;
         let committed_at = event.recorded_at;
@@ -347,8 +399,14 @@ impl<D: Dialect> Worker<D> {
                 .await?;
             match outcome {
                 Outcome::Acknowledged(status) => {
-                    self.save(epoch, position).await?;
-                    self.shared.table.succeeded(self.id, status).await?;
+                    progress.acknowledged += 1;
+                    progress.status = status;
+                    if failures > 0 {
+                        // Recovered: say so at once (the failure's columns are cleared).
+                        progress.passed = position;
+                        progress.moved = true;
+                        self.flush(epoch, progress).await?;
+                    }
                     metrics::counter!("webhook_deliveries_total", "outcome" => "acknowledged")
                         .increment(1);
                     let latency = (Utc::now() - committed_at).num_milliseconds().max(0);
@@ -359,6 +417,8 @@ impl<D: Dialect> Worker<D> {
                 Outcome::Failed(attempt) => {
                     metrics::counter!("webhook_deliveries_total", "outcome" => "failed")
                         .increment(1);
+                    // What came before this event is done: store it before waiting.
+                    self.flush(epoch, progress).await?;
                     failures += 1;
                     let since = *failing_since.get_or_insert(attempt.at);
                     if self.shared.retry.exhausted(since, attempt.at) {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use event_store::Feed;
 use futures::StreamExt;
 use live_feed::Item;
-use outbox::event::Published;
+use outbox::event::{Published, SCHEMA_V1};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -66,13 +66,17 @@ pub async fn feed_stream(
         Ok::<_, Infallible>(match item {
             Item::Event(event) => {
                 let position = event.position;
-                let message = Published::from_feed((*event).clone());
-                match Event::default().id(position.to_string()).json_data(&message) {
-                    Ok(sse) => sse,
-                    Err(error) => {
+                // Encoded once for every stream of the feed (the hub shares the text).
+                let data = event.rendered(SCHEMA_V1, |event| {
+                    serde_json::to_string(&Published::from_feed(event.clone())).unwrap_or_else(|error| {
                         tracing::error!(%error, position, "an event could not be encoded for a stream");
-                        Event::default().comment("encoding failed")
-                    }
+                        String::new()
+                    })
+                });
+                if data.is_empty() {
+                    Event::default().comment("encoding failed")
+                } else {
+                    Event::default().id(position.to_string()).data(&*data)
                 }
             }
             Item::Behind { resume_after } => ended(
