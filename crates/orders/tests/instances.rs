@@ -3,12 +3,12 @@
 //! fail over, fenced, when the working one is killed with `kill -9` or frozen with SIGSTOP.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orders::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use test_support::load::CreateLoad;
 use test_support::service::{Service, ServiceBuilder};
 use uuid::Uuid;
 
@@ -104,43 +104,12 @@ async fn the_projection_fails_over_fenced_when_its_instance_is_killed_or_frozen(
         .unwrap();
 
     // Load: creates spread over the instances that are up, every acknowledged id recorded.
-    let up: Arc<Mutex<Vec<u16>>> = Arc::new(Mutex::new(instances.iter().map(|i| i.port).collect()));
-    let acknowledged: Arc<Mutex<Vec<Uuid>>> = Arc::default();
-    let (stop_load, load_stopped) = tokio::sync::watch::channel(false);
-    let load = {
-        let (up, acknowledged, staff) = (up.clone(), acknowledged.clone(), staff.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .unwrap();
-            let mut n = 0usize;
-            while !*load_stopped.borrow() {
-                let ports = up.lock().unwrap().clone();
-                let port = ports[n % ports.len()];
-                n += 1;
-                let body = json!({
-                    "customer_id": Uuid::now_v7(),
-                    "currency": "EUR",
-                    "items": [{"product_id": Uuid::now_v7(), "sku": "SKU-1", "quantity": 1, "unit_price": 100}],
-                });
-                let response = client
-                    .post(format!("http://127.0.0.1:{port}/orders"))
-                    .bearer_auth(&staff)
-                    .json(&body)
-                    .send()
-                    .await;
-                if let Ok(response) = response
-                    && response.status() == reqwest::StatusCode::CREATED
-                {
-                    let body: Value = response.json().await.unwrap();
-                    let id = body["id"].as_str().unwrap().parse().unwrap();
-                    acknowledged.lock().unwrap().push(id);
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let load = CreateLoad::start(
+        instances.iter().map(|i| i.port).collect(),
+        staff.clone(),
+        Duration::from_millis(5),
+    );
+    let up = load.up.clone();
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let (first, publisher) = loop {
@@ -215,9 +184,7 @@ async fn the_projection_fails_over_fenced_when_its_instance_is_killed_or_frozen(
     up.lock().unwrap().push(instances[frozen].port);
     tokio::time::sleep(Duration::from_secs(2)).await; // the woken one tries its stale batch
 
-    stop_load.send(true).unwrap();
-    load.await.unwrap();
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = load.stop().await;
     assert!(
         acknowledged.len() > 50,
         "the load made {} orders",

@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orders::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use test_support::eventually;
+use test_support::load::CreateLoad;
 use test_support::service::{Service, ServiceBuilder};
 use test_support::webhooks::{Behaviour, Receiver};
 use uuid::Uuid;
@@ -73,44 +73,12 @@ async fn a_killed_delivering_instance_is_replaced_within_ten_seconds_without_los
     receiver.trust(registered["secret"].as_str().unwrap()).await;
     let endpoint = registered["id"].as_str().unwrap().to_owned();
 
-    // Load on the instance that stays up: every acknowledged order recorded.
-    let acknowledged: Arc<Mutex<Vec<Uuid>>> = Arc::default();
-    let (stop_load, load_stopped) = tokio::sync::watch::channel(false);
-    let survivor_port = Arc::new(Mutex::new(instances[1].port));
-    let load = {
-        let (acknowledged, staff, port) =
-            (acknowledged.clone(), staff.clone(), survivor_port.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .unwrap();
-            while !*load_stopped.borrow() {
-                let port = *port.lock().unwrap();
-                let body = json!({
-                    "customer_id": Uuid::now_v7(),
-                    "currency": "EUR",
-                    "items": [{"product_id": Uuid::now_v7(), "sku": "SKU-1", "quantity": 1, "unit_price": 100}],
-                });
-                let response = client
-                    .post(format!("http://127.0.0.1:{port}/orders"))
-                    .bearer_auth(&staff)
-                    .json(&body)
-                    .send()
-                    .await;
-                if let Ok(response) = response
-                    && response.status() == reqwest::StatusCode::CREATED
-                {
-                    let body: Value = response.json().await.unwrap();
-                    acknowledged
-                        .lock()
-                        .unwrap()
-                        .push(body["id"].as_str().unwrap().parse().unwrap());
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    // Load on both instances; the killed one is dropped from it.
+    let load = CreateLoad::start(
+        instances.iter().map(|i| i.port).collect(),
+        staff.clone(),
+        Duration::from_millis(10),
+    );
 
     // Deliveries under way; find who delivers, and kill it.
     eventually(
@@ -123,7 +91,10 @@ async fn a_killed_delivering_instance_is_replaced_within_ten_seconds_without_los
         panic!("nobody holds the endpoint's lease while it delivers");
     };
     let victim = instances.iter().position(|i| i.name == owner).unwrap();
-    *survivor_port.lock().unwrap() = instances[1 - victim].port;
+    load.up
+        .lock()
+        .unwrap()
+        .retain(|p| *p != instances[victim].port);
     instances[victim].kill();
     let killed_at = Instant::now();
     let (_, checkpoint_at_kill) = holder(&pool, &endpoint).await;
@@ -145,17 +116,11 @@ async fn a_killed_delivering_instance_is_replaced_within_ten_seconds_without_los
         "takeover took {takeover:?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop_load.send(true).unwrap();
-    load.await.unwrap();
+    let acknowledged = load.stop().await;
 
     // Every acknowledged order's creation arrives, verified; duplicates only after the
     // checkpoint stored at the kill.
-    let acknowledged: HashSet<String> = acknowledged
-        .lock()
-        .unwrap()
-        .iter()
-        .map(Uuid::to_string)
-        .collect();
+    let acknowledged: HashSet<String> = acknowledged.iter().map(Uuid::to_string).collect();
     eventually(
         Duration::from_secs(60),
         "every acknowledged order delivered",

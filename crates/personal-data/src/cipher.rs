@@ -76,21 +76,7 @@ impl DataKey {
 
     /// Seals `plaintext` (a field's JSON) as `id`.
     pub fn seal(&self, id: FieldId<'_>, plaintext: &[u8]) -> Sealed {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = id.associated_data();
-        // Encryption with a valid key cannot fail for inputs far below the cipher's limit.
-        let ciphertext = self
-            .0
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .expect("XChaCha20-Poly1305 encryption does not fail");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&ciphertext);
+        let bytes = encrypt(&self.0, &id.associated_data(), plaintext);
         let text = format!(
             "{PREFIX}{}:{}:{}:{}",
             id.customer_id,
@@ -107,20 +93,7 @@ impl DataKey {
     pub fn open(&self, text: &str) -> Option<Vec<u8>> {
         let (id, data) = FieldId::parse(text)?;
         let bytes = URL_SAFE_NO_PAD.decode(data).ok()?;
-        if bytes.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let aad = id.associated_data();
-        self.0
-            .decrypt(
-                &nonce_of(nonce)?,
-                Payload {
-                    msg: ciphertext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .ok()
+        decrypt(&self.0, &id.associated_data(), &bytes)
     }
 }
 
@@ -142,9 +115,18 @@ pub fn unwrap_secret(master: &MasterKey, context: &str, wrapped: &[u8]) -> Optio
 }
 
 fn seal_under_master(master: &MasterKey, aad: &str, bytes: &[u8]) -> Vec<u8> {
+    encrypt(&master.cipher(), aad, bytes)
+}
+
+fn open_under_master(master: &MasterKey, aad: &str, wrapped: &[u8]) -> Option<Vec<u8>> {
+    decrypt(&master.cipher(), aad, wrapped)
+}
+
+/// `nonce ‖ ciphertext` of `bytes` under `cipher`, bound to `aad`, with a random nonce.
+fn encrypt(cipher: &XChaCha20Poly1305, aad: &str, bytes: &[u8]) -> Vec<u8> {
     let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-    let ciphertext = master
-        .cipher()
+    // Encryption with a valid key cannot fail for inputs far below the cipher's limit.
+    let ciphertext = cipher
         .encrypt(
             &nonce,
             Payload {
@@ -158,13 +140,14 @@ fn seal_under_master(master: &MasterKey, aad: &str, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn open_under_master(master: &MasterKey, aad: &str, wrapped: &[u8]) -> Option<Vec<u8>> {
-    if wrapped.len() < NONCE_LEN {
+/// The plaintext of what [`encrypt`] made with `cipher` and `aad`; `None` if it was not, or was
+/// changed.
+fn decrypt(cipher: &XChaCha20Poly1305, aad: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN {
         return None;
     }
-    let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
-    master
-        .cipher()
+    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+    cipher
         .decrypt(
             &nonce_of(nonce)?,
             Payload {

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod ha;
+pub mod load;
 pub mod pgwire;
 pub mod postgres;
 pub mod proxy;
