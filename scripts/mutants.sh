@@ -4,8 +4,9 @@
 #
 #   scripts/mutants.sh core    domain, event-store (without its conformance suite, which is test
 #                              code) and the read-model engine's pure part: about 15 min
-#   scripts/mutants.sh views   the pure parts of order-views and orders (folds, fold driver,
-#                              extractors, token verification, problem mapping): about 45 min
+#   scripts/mutants.sh views   the pure parts of order-views, webhooks and orders (folds, fold
+#                              driver, outbound rules, signatures, retry schedule, extractors,
+#                              token verification, problem mapping): about 50 min
 #   scripts/mutants.sh diff    both, limited to the functions changed since the commit in
 #                              .ci/mutants-base (main when the current session began; each
 #                              session writes it first): what CI runs. A checkout without that
@@ -21,6 +22,8 @@ VIEWS_PURE=(crates/order-views/src/view.rs crates/order-views/src/batch.rs
   crates/order-views/src/customers/mod.rs)
 ORDERS_PURE=(crates/orders/src/http/extract.rs crates/orders/src/auth/token.rs
   crates/orders/src/http/problem.rs crates/orders/src/http/errors.rs)
+WEBHOOKS_PURE=(crates/webhooks/src/outbound.rs crates/webhooks/src/signing.rs
+  crates/webhooks/src/retry.rs)
 
 # `files a b` → `--file a --file b`
 files() { for f in "$@"; do printf -- '--file\n%s\n' "$f"; done; }
@@ -35,7 +38,9 @@ core() {
 views() {
   mapfile -t views < <(files "${VIEWS_PURE[@]}")
   mapfile -t orders < <(files "${ORDERS_PURE[@]}")
+  mapfile -t hooks < <(files "${WEBHOOKS_PURE[@]}")
   cargo mutants "$@" -p order-views "${views[@]}" -- --lib
+  CARGO_PROFILE_DEV_DEBUG=false cargo mutants "$@" -p webhooks "${hooks[@]}" -- --lib
   # Each orders mutant rebuilds the orders library: two at a time, without debug info.
   CARGO_PROFILE_DEV_DEBUG=false cargo mutants "$@" -p orders --all-features -j 2 "${orders[@]}" -- --lib
 }

@@ -236,7 +236,10 @@ fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// 6to4 (`2002:aabb:ccdd::`) address: connecting to one reaches that IPv4 address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let from = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let from = |hi: u16, lo: u16| {
+        let ([a, b], [c, d]) = (hi.to_be_bytes(), lo.to_be_bytes());
+        Ipv4Addr::new(a, b, c, d)
+    };
     match s {
         [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(from(hi, lo)),
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(from(hi, lo)),
@@ -259,8 +262,10 @@ mod tests {
             "93.184.216.34",
             "8.8.8.8",
             "2606:4700::1111",
+            "2001:4860:4860::8888",
             "172.32.0.1",
             "100.128.0.1",
+            "::ffff:8.8.8.8",
         ] {
             assert_eq!(refused_range(ip(public)), None, "{public}");
         }
@@ -329,15 +334,25 @@ mod tests {
             Err(Refused::Scheme)
         );
         assert_eq!(strict.parse_url("ftp://example.com/"), Err(Refused::Scheme));
-        assert_eq!(
-            strict.parse_url("https://user:pw@example.com/"),
-            Err(Refused::Credentials)
-        );
+        for with_credentials in [
+            "https://user:pw@example.com/",
+            "https://user@example.com/",
+            "https://:pw@example.com/",
+        ] {
+            assert_eq!(
+                strict.parse_url(with_credentials),
+                Err(Refused::Credentials),
+                "{with_credentials}"
+            );
+        }
         assert!(matches!(
             strict.parse_url("not a url"),
             Err(Refused::Malformed(_))
         ));
-        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        let longest = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN - 20));
+        assert_eq!(longest.len(), MAX_URL_LEN);
+        assert!(strict.parse_url(&longest).is_ok());
+        let long = format!("{longest}a");
         assert_eq!(strict.parse_url(&long), Err(Refused::TooLong));
         let dev = OutboundPolicy {
             allow_loopback: true,

@@ -80,10 +80,10 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_in_its_range() {
-        for _ in 0..1000 {
-            let j = jitter();
-            assert!((0.0..1.0).contains(&j), "{j}");
-        }
+    fn jitter_stays_in_its_range_and_spreads_over_it() {
+        let draws: Vec<f64> = (0..1000).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)), "{draws:?}");
+        // 1 000 uniform draws all in one half: a chance of 2^-999.
+        assert!(draws.iter().any(|j| *j < 0.5) && draws.iter().any(|j| *j >= 0.5));
     }
 }
