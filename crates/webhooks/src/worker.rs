@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::delivery::{Message, Outcome, Sender};
-use crate::endpoints::{Endpoint, EndpointState, EndpointTable, Filter, checkpoint_name};
+use crate::endpoints::{Endpoint, EndpointState, EndpointTable, Filter, Health, checkpoint_name};
 use crate::retry::{RetryPolicy, jitter};
 use crate::signing::SigningSecret;
 
@@ -114,6 +114,9 @@ struct Progress {
     status: u16,
     /// When the checkpoint was last stored.
     saved_at: Instant,
+    /// The stored failure (since when, attempts, next attempt) of the event after the
+    /// checkpoint: it belongs to the batch's first delivery only.
+    resumed: Option<Health>,
 }
 
 impl Progress {
@@ -266,6 +269,7 @@ impl<D: Dialect> Worker<D> {
             acknowledged: 0,
             status: 0,
             saved_at: Instant::now(),
+            resumed: Some(endpoint.health.clone()),
         };
         for event in events {
             let position = event.position;
@@ -385,9 +389,10 @@ impl<D: Dialect> Worker<D> {
                 .map_err(|e| Stop::Database(format!("cannot encode event {position}: {e}")))?,
             secrets: secrets.iter().collect(),
         };
-        let mut failing_since = endpoint.health.failing_since;
-        let mut failures = endpoint.health.attempts;
-        if let Some(due) = endpoint.health.next_attempt_at {
+        let resumed = progress.resumed.take().unwrap_or_default();
+        let mut failing_since = resumed.failing_since;
+        let mut failures = resumed.attempts;
+        if let Some(due) = resumed.next_attempt_at {
             // Taken over (or resumed) in the middle of a backoff: keep its schedule.
             let wait = (due - Utc::now()).to_std().unwrap_or_default();
             self.wait_renewing(epoch, wait).await?;
